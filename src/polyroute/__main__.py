@@ -1,0 +1,5 @@
+"""Allow `python -m polyroute`."""
+
+from polyroute.cli import main
+
+main()

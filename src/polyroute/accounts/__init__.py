@@ -1,0 +1,1 @@
+"""Accounts and API keys: generation, hashing, verification, and their store."""

@@ -1,0 +1,1 @@
+"""Pure value types shared by every feature package; imports nothing else of ours."""

@@ -1,0 +1,1 @@
+"""Adapters that speak each upstream dialect, behind one small Provider protocol."""

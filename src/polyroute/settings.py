@@ -1,0 +1,87 @@
+"""Process settings: the only module that reads environment variables.
+
+Everything else receives a `Settings` (or the `env` mapping it carries, for provider keys).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"environment variable {name}: expected a number, got {raw!r}") from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"environment variable {name}: expected an integer, got {raw!r}") from exc
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain `postgresql://` / `postgres://` / `sqlite://` URLs and pick our async drivers."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect_s: float = 10.0
+    first_byte_s: float = 120.0  # time to the upstream's first byte (TTFT bound)
+    idle_s: float = 120.0  # longest silence between two upstream stream chunks
+    keepalive_s: float = 5.0  # interval of `: OPENROUTER PROCESSING` comments while waiting
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    config_path: Path | None
+    log_level: str = "INFO"
+    max_body_bytes: int = 16 * 1024 * 1024
+    key_cache_ttl_s: float = 1.0
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, config_path: str | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    data_dir = Path(env.get("POLYROUTE_DATA_DIR") or "./polyroute-data").resolve()
+    db_url = env.get("POLYROUTE_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'polyroute.db'}"
+    config = config_path or env.get("POLYROUTE_CONFIG") or None
+    return Settings(
+        data_dir=data_dir,
+        database_url=normalize_database_url(db_url),
+        config_path=Path(config).resolve() if config else None,
+        log_level=(env.get("POLYROUTE_LOG_LEVEL") or "INFO").upper(),
+        max_body_bytes=_int(env, "POLYROUTE_MAX_BODY_BYTES", 16 * 1024 * 1024),
+        key_cache_ttl_s=_float(env, "POLYROUTE_KEY_CACHE_TTL_S", 1.0),
+        timeouts=Timeouts(
+            connect_s=_float(env, "POLYROUTE_CONNECT_TIMEOUT_S", 10.0),
+            first_byte_s=_float(env, "POLYROUTE_FIRST_BYTE_TIMEOUT_S", 120.0),
+            idle_s=_float(env, "POLYROUTE_IDLE_TIMEOUT_S", 120.0),
+            keepalive_s=_float(env, "POLYROUTE_KEEPALIVE_S", 5.0),
+        ),
+        env=env,
+    )
