@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class FailureKind(str, Enum):
+class FailureKind(StrEnum):
     CONNECT = "connect"  # could not connect / connection refused / DNS
     TIMEOUT = "timeout"  # connect, first-byte or idle timeout
     HTTP = "http"  # the upstream answered with an error status

@@ -1,0 +1,61 @@
+"""Bearer-key authentication with a short-lived in-process cache.
+
+The cache answers repeat requests without a database round trip; its TTL bounds how long a
+revoked or disabled key keeps working in this process (default 1 s).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+from polyroute.accounts.keys import KEY_PREFIX, hash_key
+from polyroute.accounts.types import ApiKey
+from polyroute.domain.errors import Unauthorized
+
+_MAX_CACHED_KEYS = 10_000
+
+
+class KeyLookup(Protocol):
+    async def find_key(self, key_hash: str) -> ApiKey | None: ...
+
+
+class KeyAuthenticator:
+    def __init__(self, store: KeyLookup, ttl_s: float) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def authenticate(self, authorization: str | None) -> ApiKey:
+        """Resolve an `Authorization: Bearer <key>` header to a usable key, or raise 401."""
+        if not authorization:
+            raise Unauthorized("No auth credentials found")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("No auth credentials found")
+        if not token.startswith(KEY_PREFIX):
+            raise Unauthorized("Invalid API key")
+        key = await self._lookup(hash_key(token))
+        if key is None or key.revoked_at is not None:
+            raise Unauthorized("Invalid API key")
+        if key.disabled:
+            raise Unauthorized("This API key is disabled")
+        if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+            raise Unauthorized("This API key has expired")
+        return key
+
+    async def _lookup(self, key_hash: str) -> ApiKey | None:
+        now = time.monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        key = await self._store.find_key(key_hash)
+        if len(self._cache) >= _MAX_CACHED_KEYS:
+            self._cache.clear()  # crude but bounded: a flood of random keys cannot grow memory
+        self._cache[key_hash] = (now + self._ttl_s, key)
+        return key
+
+    def forget(self, key_hash: str) -> None:
+        self._cache.pop(key_hash, None)

@@ -1,0 +1,1 @@
+"""Prices, costs and (later) the credit ledger; all money is integer pUSD."""

@@ -1,0 +1,1 @@
+"""The HTTP surface: app factory, thin route handlers, wire shapes, SSE, error envelopes."""

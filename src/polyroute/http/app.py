@@ -1,0 +1,54 @@
+"""The ASGI application: routes under `/api/v1` (what OpenRouter clients use) and `/v1`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Mount, Route
+
+from polyroute.domain.errors import GatewayError
+from polyroute.http import routes_chat, routes_health, routes_keys, routes_models
+from polyroute.http.responses import handle_gateway_error, handle_http_exception, handle_unexpected
+from polyroute.http.services import start_services, stop_services
+from polyroute.settings import Settings, load_settings
+
+
+def api_routes() -> list[Route]:
+    return [
+        Route("/chat/completions", routes_chat.chat_completions, methods=["POST"]),
+        Route("/models", routes_models.list_models, methods=["GET"]),
+        Route("/models/{author}/{slug}/endpoints", routes_models.model_endpoints, methods=["GET"]),
+        Route("/key", routes_keys.current_key, methods=["GET"]),
+        Route("/auth/key", routes_keys.current_key, methods=["GET"]),
+    ]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.services = await start_services(settings)
+        try:
+            yield
+        finally:
+            await stop_services(app.state.services)
+
+    routes = api_routes()
+    return Starlette(
+        routes=[
+            Route("/healthz", routes_health.healthz, methods=["GET"]),
+            Route("/readyz", routes_health.readyz, methods=["GET"]),
+            Mount("/api/v1", routes=routes),
+            Mount("/v1", routes=routes),
+        ],
+        exception_handlers={
+            GatewayError: handle_gateway_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        lifespan=lifespan,
+    )

@@ -1,0 +1,46 @@
+"""JSON responses encoded with msgspec, and the error envelope for every failure path."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from polyroute.domain.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
+
+log = logging.getLogger(__name__)
+_encode = msgspec.json.encode
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response:
+    return json_response(error.envelope(), error.status, {**error.headers, **(headers or {})})
+
+
+async def handle_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"Not found: {request.method} {request.url.path}"))
+    if exc.status_code == 405:
+        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed here"))
+    error = GatewayError(str(exc.detail))
+    error.status = exc.status_code
+    return error_response(error)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    # The client gets a generic envelope; the traceback stays in our log (no request body in it).
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(InternalError("Internal Server Error"))

@@ -1,0 +1,80 @@
+"""The process's long-lived services, built once at startup and shared by every request."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from polyroute.accounts.authenticator import KeyAuthenticator
+from polyroute.accounts.store import AccountStore
+from polyroute.catalog.catalog import Catalog, load_catalog
+from polyroute.db.engine import create_engine
+from polyroute.db.migrate import upgrade_database
+from polyroute.http.model_views import ModelViews
+from polyroute.providers.registry import ProviderPool, supported_dialects
+from polyroute.relay import Relay
+from polyroute.settings import Settings
+from polyroute.usage_log.store import GenerationStore
+from polyroute.usage_log.writer import GenerationWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    catalog: Catalog
+    accounts: AccountStore
+    authenticator: KeyAuthenticator
+    generations: GenerationStore
+    writer: GenerationWriter
+    providers: ProviderPool
+    relay: Relay
+    models: ModelViews
+
+
+def build_catalog(settings: Settings) -> Catalog:
+    """Load the built-in catalog and the operator's config; a bad config stops the start."""
+    return load_catalog(settings.env, settings.config_path, supported_dialects())
+
+
+async def start_services(settings: Settings) -> Services:
+    started = time.perf_counter()
+    catalog = build_catalog(settings)
+    await upgrade_database(settings.database_url)
+    engine = create_engine(settings.database_url)
+    accounts = AccountStore(engine)
+    generations = GenerationStore(engine)
+    writer = GenerationWriter(generations)
+    writer.start()
+    providers = ProviderPool(settings.timeouts)
+    relay = Relay(catalog, providers, writer, keepalive_s=settings.timeouts.keepalive_s)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        catalog=catalog,
+        accounts=accounts,
+        authenticator=KeyAuthenticator(accounts, settings.key_cache_ttl_s),
+        generations=generations,
+        writer=writer,
+        providers=providers,
+        relay=relay,
+        models=ModelViews(catalog),
+    )
+    log.info(
+        "ready in %.0f ms: %d models routable of %d known",
+        (time.perf_counter() - started) * 1000,
+        len(catalog.list_models()),
+        len(catalog.list_models(include_unavailable=True)),
+    )
+    return services
+
+
+async def stop_services(services: Services) -> None:
+    await services.writer.aclose()
+    await services.providers.aclose()
+    await services.engine.dispose()

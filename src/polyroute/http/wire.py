@@ -1,0 +1,93 @@
+"""OpenAI/OpenRouter wire shapes for chat results, stream chunks and usage.
+
+Only here do integer pUSD become JSON numbers in USD.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from polyroute.billing.pricing import Cost
+from polyroute.domain.chat import Usage
+from polyroute.domain.errors import GatewayError
+from polyroute.domain.money import pusd_to_usd_float
+
+
+def usage_body(usage: Usage, cost: Cost) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "cost": pusd_to_usd_float(cost.total_pusd),
+        "is_byok": False,
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "audio_tokens": 0,
+        },
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens, "audio_tokens": 0},
+        "cost_details": {
+            "upstream_inference_cost": None,
+            "upstream_inference_prompt_cost": pusd_to_usd_float(cost.prompt_pusd),
+            "upstream_inference_completions_cost": pusd_to_usd_float(cost.completion_pusd),
+        },
+    }
+
+
+def completion_body(
+    *,
+    generation_id: str,
+    created_s: int,
+    model_id: str,
+    provider_name: str,
+    choices: list[dict[str, Any]],
+    system_fingerprint: str | None,
+    usage: Usage,
+    cost: Cost,
+) -> dict[str, Any]:
+    return {
+        "id": generation_id,
+        "provider": provider_name,
+        "model": model_id,
+        "object": "chat.completion",
+        "created": created_s,
+        "choices": choices,
+        "system_fingerprint": system_fingerprint,
+        "usage": usage_body(usage, cost),
+    }
+
+
+def chunk_body(
+    *,
+    generation_id: str,
+    created_s: int,
+    model_id: str,
+    provider_name: str,
+    choices: list[dict[str, Any]],
+    system_fingerprint: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": generation_id,
+        "provider": provider_name,
+        "model": model_id,
+        "object": "chat.completion.chunk",
+        "created": created_s,
+        "choices": choices,
+    }
+    if system_fingerprint is not None:
+        body["system_fingerprint"] = system_fingerprint
+    return body
+
+
+def error_chunk_choice(native_finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "index": 0,
+        "delta": {"content": ""},
+        "finish_reason": "error",
+        "native_finish_reason": native_finish_reason,
+    }
+
+
+def stream_error_fields(error: GatewayError) -> dict[str, Any]:
+    """The top-level `error` of a mid-stream failure chunk (HTTP status stays 200)."""
+    return error.envelope()["error"]

@@ -1,0 +1,1 @@
+"""The adapter for every OpenAI-compatible host (OpenAI, Groq, Together, vLLM, Ollama, ...)."""

@@ -1,0 +1,73 @@
+"""Dialect -> adapter factory, and the pool of live provider instances the relay calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from polyroute.catalog.types import ProviderSpec
+from polyroute.providers.base import Provider
+from polyroute.settings import Timeouts
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderContext:
+    """What an adapter needs from the process: the shared HTTP session and timeouts."""
+
+    session: aiohttp.ClientSession
+    timeouts: Timeouts
+
+
+ProviderFactory = Callable[[ProviderSpec, ProviderContext], Provider]
+
+
+def _openai(spec: ProviderSpec, ctx: ProviderContext) -> Provider:
+    from polyroute.providers.openai_compat.provider import OpenAICompatProvider
+
+    return OpenAICompatProvider(spec, ctx)
+
+
+# Adding a dialect = one adapter package + one line here.
+FACTORIES: dict[str, ProviderFactory] = {
+    "openai": _openai,
+}
+
+
+def supported_dialects() -> frozenset[str]:
+    return frozenset(FACTORIES)
+
+
+class ProviderPool:
+    """Creates each provider once, on first use, sharing one pooled HTTP session."""
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        self._timeouts = timeouts
+        self._session: aiohttp.ClientSession | None = None
+        self._providers: dict[str, Provider] = {}
+
+    def _context(self) -> ProviderContext:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+            # Per-phase timeouts are applied by the adapters; no total cap on a healthy stream.
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeouts.connect_s)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=timeout, auto_decompress=True, trust_env=False
+            )
+        return ProviderContext(self._session, self._timeouts)
+
+    def get(self, spec: ProviderSpec) -> Provider:
+        provider = self._providers.get(spec.slug)
+        if provider is None:
+            provider = FACTORIES[spec.dialect](spec, self._context())
+            self._providers[spec.slug] = provider
+        return provider
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,19 @@
+"""Secrets never print; generation ids follow OpenRouter's form."""
+
+import re
+
+from polyroute.domain.ids import new_generation_id
+from polyroute.domain.secret import Secret
+
+
+def test_secret_never_shows_its_value():
+    secret = Secret("sk-canary-123")
+    for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret):
+        assert "canary" not in text
+    assert secret.reveal() == "sk-canary-123"
+
+
+def test_generation_ids_have_openrouter_form_and_differ():
+    first, second = new_generation_id(1_700_000_000), new_generation_id(1_700_000_000)
+    assert re.fullmatch(r"gen-1700000000-[A-Za-z0-9]{20}", first)
+    assert first != second
