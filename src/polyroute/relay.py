@@ -99,9 +99,9 @@ class Relay:
             finish = completion.choices[0] if completion.choices else {}
             self._record(call, request, attempt, usage, cost, status="ok", choice=finish, ttft_s=None)
             return ChatResult(completion, attempt, usage, cost)
-        error = upstream_failure(failures)
-        self._record_failure(call, request, failures, error)
-        raise error
+        failure = upstream_failure(failures)
+        self._record_failure(call, request, failures, failure)
+        raise failure
 
     async def stream(self, call: CallInfo, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Raises GatewayError before its first event if no attempt could start."""
@@ -138,9 +138,9 @@ class Relay:
             finally:
                 await delivery.aclose()
             return
-        error = upstream_failure(failures)
-        self._record_failure(call, request, failures, error)
-        raise error
+        failure = upstream_failure(failures)
+        self._record_failure(call, request, failures, failure)
+        raise failure
 
     async def _deliver(
         self,

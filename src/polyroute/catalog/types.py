@@ -24,11 +24,12 @@ class ProviderSpec:
     headers: Mapping[str, str] = field(default_factory=dict)
     data_collection: str = "allow"  # "allow" | "deny": whether the provider may retain prompts
     options: Mapping[str, str] = field(default_factory=dict)  # dialect-specific extras
+    enabled: bool = True  # False for a keyless local preset whose base-URL variable is not set
 
     @property
     def available(self) -> bool:
-        """Routable now: it has its key, or needs none."""
-        return not self.needs_key or bool(self.api_key)
+        """Routable now: switched on, and it has its key or needs none."""
+        return self.enabled and (not self.needs_key or bool(self.api_key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class EndpointSpec:
     quantization: str | None = None
     input_modalities: tuple[str, ...] = ("text",)
     is_moderated: bool = False
+    model_path: str | None = None  # weights file for the in-process "local" dialect (e.g. a GGUF)
 
 
 @dataclass(frozen=True, slots=True)

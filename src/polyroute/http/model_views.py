@@ -109,13 +109,24 @@ class ModelViews:
         cached = self._list_bytes.get(include_unavailable)
         if cached is None:
             catalog = self._catalog
-            data = [
-                model_body(model, catalog.routable_endpoints(model))
-                for model in catalog.list_models(include_unavailable=include_unavailable)
-            ]
+            models = catalog.list_models(include_unavailable=include_unavailable)
+            data = [model_body(model, catalog.routable_endpoints(model)) for model in models]
+            data.extend(self._alias_bodies(include_unavailable))
             body = {"data": data, "total_count": len(data), "links": {"next": None}}
             cached = self._list_bytes[include_unavailable] = msgspec.json.encode(body)
         return cached
+
+    def _alias_bodies(self, include_unavailable: bool) -> list[dict[str, Any]]:
+        """`~author/family-latest` entries: the target's body under the alias id, as OpenRouter lists them."""
+        bodies = []
+        for alias, target_id in sorted(self._catalog.aliases.items()):
+            target = self._catalog.models[target_id]
+            if not include_unavailable and not self._catalog.is_listed(target):
+                continue
+            body = model_body(target, self._catalog.routable_endpoints(target))
+            body.update(id=alias, canonical_slug=alias, alias_target={"slug": target.id, "name": target.name})
+            bodies.append(body)
+        return bodies
 
     def endpoints(self, model: ModelSpec) -> dict[str, Any]:
         catalog = self._catalog

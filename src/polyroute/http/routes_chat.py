@@ -49,7 +49,7 @@ def attribution_of(request: Request) -> Attribution:
     return Attribution(referer=headers.get("http-referer") or headers.get("referer"), title=title)
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request) -> Response | SSEResponse:
     services: Services = request.app.state.services
     started_s = time.perf_counter()
     key = await services.authenticator.authenticate(request.headers.get("authorization"))

@@ -90,4 +90,5 @@ def error_chunk_choice(native_finish_reason: str | None = None) -> dict[str, Any
 
 def stream_error_fields(error: GatewayError) -> dict[str, Any]:
     """The top-level `error` of a mid-stream failure chunk (HTTP status stays 200)."""
-    return error.envelope()["error"]
+    fields: dict[str, Any] = error.envelope()["error"]
+    return fields

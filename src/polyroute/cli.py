@@ -1,0 +1,273 @@
+"""Command line: `polyroute serve | migrate | keys ... | accounts ...`.
+
+Commands that use the database first migrate it (idempotent), so a fresh data directory just
+works. `keys create` without `--account` uses the operator's account `admin@localhost`, created
+as an admin on first use. User errors print one line to stderr and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from polyroute import __version__
+from polyroute.accounts.keys import hash_key, looks_like_key
+from polyroute.accounts.store import AccountStore
+from polyroute.accounts.types import Account, ApiKey
+from polyroute.db.engine import create_engine, safe_url
+from polyroute.db.migrate import current_revision, upgrade_database
+from polyroute.settings import Settings, load_settings
+
+DEFAULT_ACCOUNT_EMAIL = "admin@localhost"
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """A failure the user can act on: printed as one line, exit status 1."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse and run one command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, ValueError, LookupError) as exc:
+        return _fail(str(exc))
+    except (OSError, SQLAlchemyError) as exc:
+        return _fail(f"database {safe_url(load_settings().database_url)}: {_first_line(exc)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="polyroute", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"polyroute {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway's HTTP server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default: %(default)s)")
+    serve.add_argument("--config", help="operator config file (overrides POLYROUTE_CONFIG)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
+    serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(handler=_migrate)
+
+    _add_keys_commands(commands.add_parser("keys", help="create, list and revoke API keys"))
+    _add_accounts_commands(commands.add_parser("accounts", help="create and list accounts"))
+    return parser
+
+
+def _add_keys_commands(keys: argparse.ArgumentParser) -> None:
+    sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = sub.add_parser("create", help="create a key and print it (shown only once)")
+    create.add_argument("--name", required=True, help="a name to recognise the key by")
+    create.add_argument(
+        "--account", default=DEFAULT_ACCOUNT_EMAIL, help="owner's email, created if missing (default: %(default)s)"
+    )
+    create.add_argument("--management", action="store_true", help="a management key (manages keys, no inference)")
+    create.add_argument("--json", action="store_true", help="print a JSON object")
+    create.set_defaults(handler=_keys_create)
+
+    listing = sub.add_parser("list", help="list keys (never shows the keys themselves)")
+    listing.add_argument("--account", help="only this account's keys")
+    listing.add_argument("--include-revoked", action="store_true", help="show revoked keys too")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    listing.set_defaults(handler=_keys_list)
+
+    revoke = sub.add_parser("revoke", help="revoke a key by its hash")
+    revoke.add_argument("hash", metavar="HASH", help="the key's hash as shown by `keys list`")
+    revoke.set_defaults(handler=_keys_revoke)
+
+
+def _add_accounts_commands(accounts: argparse.ArgumentParser) -> None:
+    sub = accounts.add_subparsers(dest="accounts_command", required=True, metavar="ACTION")
+    create = sub.add_parser("create", help="create an account")
+    create.add_argument("email", metavar="EMAIL")
+    create.add_argument("--admin", action="store_true", help="may use the admin API and pages")
+    create.set_defaults(handler=_accounts_create)
+
+    listing = sub.add_parser("list", help="list accounts")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    listing.set_defaults(handler=_accounts_list)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1 or not 0 < args.port < 65536:
+        raise CliError("--workers must be at least 1 and --port between 1 and 65535")
+    settings = load_settings(config_path=args.config)
+    from polyroute.http.server import serve  # the web stack loads only for this command; it migrates
+
+    serve(settings, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+
+    async def migrate() -> str | None:
+        await upgrade_database(settings.database_url)
+        return await current_revision(settings.database_url)
+
+    revision = asyncio.run(migrate())
+    print(f"database {safe_url(settings.database_url)} is at revision {revision}")
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    async def create(store: AccountStore) -> tuple[str, ApiKey, Account]:
+        account = await store.ensure_account(args.account, is_admin=args.account == DEFAULT_ACCOUNT_EMAIL)
+        key, record = await store.create_key(account.id, args.name, is_management=args.management)
+        return key, record, account
+
+    key, record, account = _with_store(load_settings(), create)
+    if args.json:
+        _print_json({"key": key, **_key_json(record, account.email)})
+    else:
+        print(key)
+        print(f"polyroute: this key is shown only once; its hash is {record.hash}", file=sys.stderr)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    async def fetch(store: AccountStore) -> tuple[list[ApiKey], dict[int, str]]:
+        account_id = None
+        if args.account is not None:
+            account = await store.get_account_by_email(args.account)
+            if account is None:
+                raise CliError(f"no account with email {args.account}")
+            account_id = account.id
+        keys = await store.list_keys(account_id, include_revoked=args.include_revoked)
+        return keys, {account.id: account.email for account in await store.list_accounts()}
+
+    keys, emails = _with_store(load_settings(), fetch)
+    if args.json:
+        _print_json([_key_json(key, emails.get(key.account_id, "")) for key in keys])
+        return 0
+    rows = [["HASH", "LABEL", "NAME", "ACCOUNT", "KIND", "STATUS"]]
+    for key in keys:
+        kind = "management" if key.is_management else "inference"
+        rows.append([key.hash, key.label, key.name, emails.get(key.account_id, ""), kind, _status(key)])
+    print(_table(rows))
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    key_hash = hash_key(args.hash) if looks_like_key(args.hash) else args.hash.strip().lower()
+
+    async def revoke(store: AccountStore) -> ApiKey | None:
+        return await store.find_key(key_hash) if await store.revoke_key(key_hash) else None
+
+    revoked = _with_store(load_settings(), revoke)
+    if revoked is None:
+        raise CliError(f"no API key with hash {key_hash}")
+    print(f"revoked {revoked.label} ({revoked.name})")
+    return 0
+
+
+def _accounts_create(args: argparse.Namespace) -> int:
+    async def create(store: AccountStore) -> Account:
+        return await store.create_account(args.email, is_admin=args.admin)
+
+    account = _with_store(load_settings(), create)
+    print(f"created account {account.id} {account.email}{' (admin)' if account.is_admin else ''}")
+    return 0
+
+
+def _accounts_list(args: argparse.Namespace) -> int:
+    accounts = _with_store(load_settings(), lambda store: store.list_accounts())
+    if args.json:
+        _print_json([_account_json(account) for account in accounts])
+        return 0
+    rows = [["ID", "EMAIL", "ADMIN", "CREATED"]]
+    for account in accounts:
+        rows.append(
+            [str(account.id), account.email, "yes" if account.is_admin else "no", account.created_at.isoformat()]
+        )
+    print(_table(rows))
+    return 0
+
+
+def _with_store(settings: Settings, work: Callable[[AccountStore], Awaitable[T]]) -> T:
+    """Migrate, open an engine, run `work` with an AccountStore, and close the engine."""
+
+    async def go() -> T:
+        await upgrade_database(settings.database_url)
+        engine = create_engine(settings)
+        try:
+            return await work(AccountStore(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _key_json(key: ApiKey, email: str) -> dict[str, Any]:
+    return {
+        "hash": key.hash,
+        "name": key.name,
+        "label": key.label,
+        "account": email,
+        "account_id": key.account_id,
+        "is_management": key.is_management,
+        "disabled": key.disabled,
+        "limit_pusd": key.limit_pusd,
+        "limit_reset": key.limit_reset,
+        "created_at": _iso(key.created_at),
+        "updated_at": _iso(key.updated_at),
+        "expires_at": _iso(key.expires_at),
+        "revoked_at": _iso(key.revoked_at),
+    }
+
+
+def _account_json(account: Account) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "email": account.email,
+        "is_admin": account.is_admin,
+        "default_model": account.default_model,
+        "created_at": _iso(account.created_at),
+    }
+
+
+def _status(key: ApiKey) -> str:
+    return "revoked" if key.revoked_at is not None else "disabled" if key.disabled else "active"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = str(cause).strip() or type(cause).__name__
+    return text.splitlines()[0]
+
+
+def _fail(message: str) -> int:
+    print(f"polyroute: error: {message}", file=sys.stderr)
+    return 1

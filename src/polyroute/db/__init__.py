@@ -1,0 +1,1 @@
+"""Storage plumbing shared by every store: engine factory, table definitions, migrations."""

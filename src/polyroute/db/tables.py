@@ -1,0 +1,141 @@
+"""Table definitions (SQLAlchemy Core) for accounts, API keys and generation records.
+
+Migrations in `polyroute/migrations` create these tables; a test checks the two agree.
+Money is BIGINT picodollars; timestamps are timezone-aware UTC on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+    func,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# Named constraints keep Alembic (and SQLite batch mode) able to find them again.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out.
+
+    PostgreSQL stores TIMESTAMPTZ; SQLite has no time zones, so values are stored as UTC text
+    and given back their UTC tzinfo on the way out. Naive datetimes are refused: they hide bugs.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _flag(name: str) -> Column[bool]:
+    return Column(name, Boolean, nullable=False, default=False, server_default=false())
+
+
+def _count(name: str, type_: type[Integer] = Integer) -> Column[int]:
+    return Column(name, type_, nullable=False, default=0, server_default=text("0"))
+
+
+def _created_at() -> Column[datetime]:
+    return Column("created_at", UtcDateTime, nullable=False, default=utc_now, server_default=func.current_timestamp())
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", Text, nullable=False, unique=True),  # always stored lowercased
+    _flag("is_admin"),
+    Column("default_model", Text, nullable=True),
+    _created_at(),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("hash", CHAR(64), primary_key=True),  # SHA-256 hex of the key: its public id
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("label", Text, nullable=False),  # masked key, e.g. "sk-pr-v1-0e6...1c96"
+    _flag("is_management"),
+    _flag("disabled"),
+    Column("limit_pusd", BigInteger, nullable=True),  # None = no spending limit
+    Column("limit_reset", String(16), nullable=True),  # "daily" | "weekly" | "monthly"
+    Column("expires_at", UtcDateTime, nullable=True),
+    _created_at(),
+    Column("updated_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+# An append-only log: no foreign keys, so history outlives keys and accounts, and one bad id
+# cannot make the batched writer lose a whole batch.
+generations = Table(
+    "generations",
+    metadata,
+    Column("id", Text, primary_key=True),  # "gen-<unix>-<20 alphanumerics>"
+    Column("account_id", Integer, nullable=False),
+    Column("key_hash", CHAR(64), nullable=False),
+    Column("model", Text, nullable=False),  # public model id actually used
+    Column("provider", Text, nullable=False),  # provider slug
+    Column("upstream_model", Text, nullable=True),
+    _flag("streamed"),
+    Column("status", String(16), nullable=False),  # "ok" | "error" | "cancelled"
+    Column("finish_reason", Text, nullable=True),
+    Column("native_finish_reason", Text, nullable=True),
+    _count("prompt_tokens"),
+    _count("completion_tokens"),
+    _count("cached_tokens"),
+    _count("reasoning_tokens"),
+    _count("cost_pusd", BigInteger),
+    Column("latency_ms", Integer, nullable=True),
+    Column("ttft_ms", Integer, nullable=True),
+    Column("http_referer", Text, nullable=True),
+    Column("app_title", Text, nullable=True),
+    Column("error_code", Integer, nullable=True),
+    _created_at(),
+)
+
+Index("ix_generations_account_id_created_at", generations.c.account_id, generations.c.created_at)
+Index("ix_generations_key_hash_created_at", generations.c.key_hash, generations.c.created_at)

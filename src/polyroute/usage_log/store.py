@@ -1,0 +1,54 @@
+"""GenerationStore: append generation records in one round trip, read one back by id.
+
+Rows are plain dicts keyed by `generations` column names (see `polyroute.db.tables`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from polyroute.db.tables import generations
+
+_COLUMNS = frozenset(generations.c.keys())
+
+
+class GenerationStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def insert_many(self, rows: list[dict[str, Any]]) -> None:
+        """Insert all rows with one executemany in one transaction (all or nothing)."""
+        if not rows:
+            return
+        async with self._engine.begin() as conn:
+            await conn.execute(generations.insert(), _uniform(rows))
+
+    async def get(self, generation_id: str) -> dict[str, Any] | None:
+        query = select(generations).where(generations.c.id == generation_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+
+def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give every row the same keys: executemany compiles one statement from the first row."""
+    keys = set().union(*rows)
+    unknown = keys - _COLUMNS
+    if unknown:
+        raise ValueError(f"unknown generation column(s): {', '.join(sorted(unknown))}")
+    if all(len(row) == len(keys) for row in rows):
+        return rows
+    filled = {key: _default(key) for key in keys}
+    return [{**filled, **row} for row in rows]
+
+
+def _default(key: str) -> Any:
+    default = generations.c[key].default
+    if default is None:
+        return None
+    if default.is_callable:
+        return default.arg(None)  # type: ignore[attr-defined]
+    return default.arg  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Helpers shared by tests: fresh databases, and the like."""
