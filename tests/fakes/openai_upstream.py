@@ -174,6 +174,7 @@ class FakeOpenAIUpstream:
         self.requests: list[RecordedRequest] = []
         self.delay_s = 0.0  # added before every response's first byte
         self.stall_s = stall_s  # how long `stall-after-<n>` stays silent
+        self.disconnects: list[float] = []  # time.monotonic() when a client dropped a stalled response
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -299,7 +300,11 @@ class FakeOpenAIUpstream:
             return await self._garbage(request, bool(body.get("stream")))
         text = self._reply_text(ex, kind, n)
         if body.get("stream"):
-            return await self._stream(request, ex, text, kind, n)
+            try:
+                return await self._stream(request, ex, text, kind, n)
+            except asyncio.CancelledError:  # the client (the gateway) dropped the connection
+                self.disconnects.append(time.monotonic())
+                raise
         return await self._complete(request, ex, text, kind)
 
     @staticmethod

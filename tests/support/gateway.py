@@ -76,6 +76,7 @@ class GatewayProcess:
             settings["POLYROUTE_DATABASE_URL"] = database_url
         self.env = clean_env({**settings, **(env or {})})
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []  # more `serve` flags, e.g. ["--workers", "2"]
 
     @property
     def root_url(self) -> str:
@@ -105,7 +106,7 @@ class GatewayProcess:
 
     def _launch(self) -> None:
         command = [sys.executable, "-m", "polyroute", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["--config", str(self.config_path)]
+        command += ["--config", str(self.config_path), *self.extra_args]
         with self.log_path.open("ab") as log:
             log.write(f"\n=== {time.strftime('%H:%M:%S')} starting: {' '.join(command)}\n".encode())
             log.flush()
@@ -196,6 +197,19 @@ class GatewayProcess:
             return dict(document)
         except ValueError:
             raise RuntimeError(f"keys create printed no JSON:\n{result.stdout}") from None
+
+    def child_pids(self) -> list[int]:
+        """Processes whose parent is the server process (uvicorn's workers with `--workers N`)."""
+        assert self.process is not None
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                children.append(int(stat.parent.name))
+        return children
 
     def generations(self) -> list[dict[str, Any]]:
         """Every generation record in the gateway's database, oldest first (read-only, for assertions)."""

@@ -10,6 +10,8 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
+
 log = logging.getLogger(__name__)
 
 
@@ -40,11 +42,25 @@ class GenerationWriter:
             batch, self._pending = self._pending, []
             try:
                 await self._sink.insert_many(batch)
-            except Exception:
-                # Keep the rows and retry on the next tick rather than lose them.
-                log.exception("writing %d generation records failed; will retry", len(batch))
+            except (OperationalError, OSError, ConnectionError) as exc:
+                # The database is away: keep the rows and retry on the next tick.
+                log.warning("writing %d generation records failed (%s); will retry", len(batch), type(exc).__name__)
                 self._pending[:0] = batch
                 raise
+            except (StatementError, DBAPIError, ValueError):
+                # Something in the batch can never be written (e.g. a duplicate id): write the
+                # rows one by one so a single bad row cannot block every later record.
+                await self._write_individually(batch)
+
+    async def _write_individually(self, batch: list[dict[str, Any]]) -> None:
+        for row in batch:
+            try:
+                await self._sink.insert_many([row])
+            except (OperationalError, OSError, ConnectionError):
+                self._pending.append(row)
+                raise
+            except (StatementError, DBAPIError, ValueError) as exc:
+                log.error("dropping generation record %s: %s", row.get("id"), type(exc).__name__)
 
     async def _run(self) -> None:
         while not self._closing:
