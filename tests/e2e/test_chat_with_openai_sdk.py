@@ -47,7 +47,8 @@ async def test_async_completion(async_openai_client):
     assert reply.choices[0].message.content == "Echo: async works"
 
 
-def test_streaming_delivers_text_then_usage(openai_client):
+def test_streaming_delivers_text_then_usage(openai_client, contract_checker):
+    checked_before = contract_checker.counts["chunk"]
     stream = openai_client.chat.completions.create(
         model="acme/mock-model", messages=[{"role": "user", "content": "stream me please"}], stream=True
     )
@@ -60,6 +61,8 @@ def test_streaming_delivers_text_then_usage(openai_client):
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == 4
     assert (chunks[-1].usage.model_extra or {})["cost"] > 0
+    # Every chunk went through the OpenAPI contract checker on its way to the SDK.
+    assert contract_checker.counts["chunk"] - checked_before == len(chunks)
 
 
 async def test_async_streaming(async_openai_client):

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-from polyroute.accounts.keys import KEY_PREFIX, hash_key
+from polyroute.accounts.keys import KEY_PREFIX, hash_key, keys_match
 from polyroute.accounts.types import ApiKey
 from polyroute.domain.errors import Unauthorized
 
@@ -37,8 +37,11 @@ class KeyAuthenticator:
             raise Unauthorized("No auth credentials found")
         if not token.startswith(KEY_PREFIX):
             raise Unauthorized("Invalid API key")
-        key = await self._lookup(hash_key(token))
-        if key is None or key.revoked_at is not None:
+        presented = hash_key(token)
+        key = await self._lookup(presented)
+        # The lookup is by hash; the constant-time comparison is defence in depth against a store
+        # whose index lookup could be made to answer for a near-miss.
+        if key is None or not keys_match(presented, key.hash) or key.revoked_at is not None:
             raise Unauthorized("Invalid API key")
         if key.disabled:
             raise Unauthorized("This API key is disabled")
