@@ -78,9 +78,11 @@ class Relay:
         self._keepalive_s = keepalive_s
 
     def plan(self, request: ChatRequest) -> list[Attempt]:
-        if not request.model:
+        # Without `model`: the first local model (the account's own default comes with settings).
+        model = request.model or self.catalog.default_model_id()
+        if not model:
             raise BadRequest('No model specified: set `model` (e.g. "openai/gpt-4o")')
-        return plan_attempts(self.catalog, [request.model, *request.models])
+        return plan_attempts(self.catalog, [model, *request.models])
 
     async def complete(self, call: CallInfo, request: ChatRequest) -> ChatResult:
         attempts = self.plan(request)

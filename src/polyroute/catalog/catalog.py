@@ -12,6 +12,7 @@ from pathlib import Path
 from polyroute.catalog.aliases import resolve_aliases
 from polyroute.catalog.builtin import builtin_models
 from polyroute.catalog.config import load_config
+from polyroute.catalog.local_models import LOCAL_SLUG, local_models, local_provider
 from polyroute.catalog.presets import preset_providers
 from polyroute.catalog.types import EndpointSpec, ModelSpec, ProviderSpec
 from polyroute.domain.errors import BadRequest, NotFound
@@ -78,6 +79,13 @@ class Catalog:
             return list(self._sorted_models)
         return [model for model in self._sorted_models if self.is_listed(model)]
 
+    def default_model_id(self) -> str | None:
+        """For a request without `model` (and no account default): the first routable local model."""
+        for model in self.models.values():
+            if any(e.provider == LOCAL_SLUG for e in self.routable_endpoints(model)):
+                return model.id
+        return None
+
     def resolve(self, model_slug: str) -> tuple[ModelSpec, str | None]:
         """`author/slug[:variant]` -> (model, variant or None).
 
@@ -112,8 +120,8 @@ def load_catalog(
 
     Raises polyroute.catalog.config.ConfigError when the file is unusable.
     """
-    providers = preset_providers(env)
-    models: Mapping[str, ModelSpec] = builtin_models()
+    providers = {**preset_providers(env), LOCAL_SLUG: local_provider(env)}
+    models: Mapping[str, ModelSpec] = {**builtin_models(), **{m.id: m for m in local_models()}}
     aliases: dict[str, str] = {}
     if config_path is not None:
         config = load_config(config_path, env, presets=providers, builtin_models=models)

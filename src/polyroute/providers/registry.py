@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,10 +30,18 @@ def _openai(spec: ProviderSpec, ctx: ProviderContext) -> Provider:
     return OpenAICompatProvider(spec, ctx)
 
 
+def _local(spec: ProviderSpec, ctx: ProviderContext) -> Provider:
+    from polyroute.providers.local.provider import LocalProvider
+
+    return LocalProvider(spec, ctx)
+
+
 # Adding a dialect = one adapter package + one line here.
 FACTORIES: dict[str, ProviderFactory] = {
     "openai": _openai,
 }
+if importlib.util.find_spec("llama_cpp") is not None:  # the local dialect needs llama-cpp-python
+    FACTORIES["local"] = _local
 
 
 def supported_dialects() -> frozenset[str]:
