@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "catalog": {"settings"},
     "providers": {"catalog", "settings"},
     "routing": {"catalog"},
-    "billing": {"catalog"},
+    "billing": {"catalog", "db"},
     "accounts": {"settings", "db"},
     "limits": {"settings"},
     "usage_log": {"db", "settings"},

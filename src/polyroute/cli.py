@@ -1,8 +1,9 @@
-"""Command line: `polyroute serve | migrate | keys ... | accounts ...`.
+"""Command line: `polyroute serve | migrate | keys ... | accounts ... | credits ...`.
 
 Commands that use the database first migrate it (idempotent), so a fresh data directory just
 works. `keys create` without `--account` uses the operator's account `admin@localhost`, created
 as an admin on first use. User errors print one line to stderr and exit 1, never a traceback.
+Amounts are USD decimals ("12.50"), converted exactly to pUSD; anything finer than 1 pUSD is refused.
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ import argparse
 import asyncio
 import json
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute import __version__
 from polyroute.accounts.keys import hash_key, looks_like_key
 from polyroute.accounts.store import AccountStore
 from polyroute.accounts.types import Account, ApiKey
+from polyroute.billing import ledger_store
+from polyroute.billing.ledger_store import Balance
 from polyroute.db.engine import create_engine, safe_url
 from polyroute.db.migrate import current_revision, upgrade_database
+from polyroute.domain.money import pusd_to_usd_string, usd_to_pusd
 from polyroute.settings import Settings, load_settings
 
 DEFAULT_ACCOUNT_EMAIL = "admin@localhost"
@@ -68,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_keys_commands(commands.add_parser("keys", help="create, list and revoke API keys"))
     _add_accounts_commands(commands.add_parser("accounts", help="create and list accounts"))
+    _add_credits_commands(commands.add_parser("credits", help="grant credits and show balances"))
     return parser
 
 
@@ -79,6 +86,12 @@ def _add_keys_commands(keys: argparse.ArgumentParser) -> None:
         "--account", default=DEFAULT_ACCOUNT_EMAIL, help="owner's email, created if missing (default: %(default)s)"
     )
     create.add_argument("--management", action="store_true", help="a management key (manages keys, no inference)")
+    create.add_argument("--credits", metavar="USD", help="grant this many USD of credits to the key's account")
+    create.add_argument("--limit", metavar="USD", help="the key's spending limit in USD (default: none)")
+    create.add_argument(
+        "--limit-reset", choices=("daily", "weekly", "monthly"), help="reset the limit each UTC day, week or month"
+    )
+    create.add_argument("--expires-at", metavar="ISO", help="expiry, an ISO 8601 UTC date-time")
     create.add_argument("--json", action="store_true", help="print a JSON object")
     create.set_defaults(handler=_keys_create)
 
@@ -105,6 +118,21 @@ def _add_accounts_commands(accounts: argparse.ArgumentParser) -> None:
     listing.set_defaults(handler=_accounts_list)
 
 
+def _add_credits_commands(credits: argparse.ArgumentParser) -> None:
+    sub = credits.add_subparsers(dest="credits_command", required=True, metavar="ACTION")
+    grant = sub.add_parser("grant", help="add credits (USD) to an account")
+    grant.add_argument("--account", required=True, help="the account's email")
+    grant.add_argument("--amount", required=True, metavar="USD", help='e.g. "25" or "0.50"')
+    grant.add_argument("--note", help="a note kept with the ledger entry")
+    grant.add_argument("--json", action="store_true", help="print a JSON object")
+    grant.set_defaults(handler=_credits_grant)
+
+    show = sub.add_parser("show", help="show an account's credits, usage, reservations and balance")
+    show.add_argument("--account", required=True, help="the account's email")
+    show.add_argument("--json", action="store_true", help="print a JSON object")
+    show.set_defaults(handler=_credits_show)
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or not 0 < args.port < 65536:
         raise CliError("--workers must be at least 1 and --port between 1 and 65535")
@@ -128,17 +156,35 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    async def create(store: AccountStore) -> tuple[str, ApiKey, Account]:
-        account = await store.ensure_account(args.account, is_admin=args.account == DEFAULT_ACCOUNT_EMAIL)
-        key, record = await store.create_key(account.id, args.name, is_management=args.management)
-        return key, record, account
+    grant_pusd = _usd_amount(args.credits, "--credits") if args.credits is not None else None
+    limit_pusd = None if args.limit is None else usd_to_pusd(args.limit)
+    expires_at = None if args.expires_at is None else _utc_datetime(args.expires_at)
 
-    key, record, account = _with_store(load_settings(), create)
+    async def create(engine: AsyncEngine) -> tuple[str, ApiKey, Account, Balance | None]:
+        store = AccountStore(engine)
+        account = await store.ensure_account(args.account, is_admin=args.account == DEFAULT_ACCOUNT_EMAIL)
+        key, record = await store.create_key(
+            account.id,
+            args.name,
+            is_management=args.management,
+            limit_pusd=limit_pusd,
+            limit_reset=args.limit_reset,
+            expires_at=expires_at,
+        )
+        balance = (
+            None if grant_pusd is None else await _grant(engine, account.id, grant_pusd, f"with key {record.hash}")
+        )
+        return key, record, account, balance
+
+    key, record, account, balance = _with_engine(load_settings(), create)
     if args.json:
-        _print_json({"key": key, **_key_json(record, account.email)})
+        extra = {} if balance is None else {"account_balance_usd": pusd_to_usd_string(balance.balance_pusd)}
+        _print_json({"key": key, **_key_json(record, account.email), **extra})
     else:
         print(key)
         print(f"polyroute: this key is shown only once; its hash is {record.hash}", file=sys.stderr)
+        if balance is not None:
+            print(f"polyroute: {account.email} now has {_usd(balance.balance_pusd)}", file=sys.stderr)
     return 0
 
 
@@ -188,27 +234,114 @@ def _accounts_create(args: argparse.Namespace) -> int:
 
 
 def _accounts_list(args: argparse.Namespace) -> int:
-    accounts = _with_store(load_settings(), lambda store: store.list_accounts())
+    async def fetch(engine: AsyncEngine) -> list[tuple[Account, Balance | None]]:
+        found = await AccountStore(engine).list_accounts()
+        async with engine.connect() as conn:
+            return [(account, await ledger_store.read_balance(conn, account.id)) for account in found]
+
+    accounts = _with_engine(load_settings(), fetch)
     if args.json:
-        _print_json([_account_json(account) for account in accounts])
+        _print_json([{**_account_json(account), **_balance_json(balance)} for account, balance in accounts])
         return 0
-    rows = [["ID", "EMAIL", "ADMIN", "CREATED"]]
-    for account in accounts:
-        rows.append(
-            [str(account.id), account.email, "yes" if account.is_admin else "no", account.created_at.isoformat()]
-        )
+    rows = [["ID", "EMAIL", "ADMIN", "BALANCE", "CREATED"]]
+    for account, balance in accounts:
+        admin = "yes" if account.is_admin else "no"
+        usd = _usd(0 if balance is None else balance.balance_pusd)
+        rows.append([str(account.id), account.email, admin, usd, account.created_at.isoformat()])
     print(_table(rows))
     return 0
 
 
+def _credits_grant(args: argparse.Namespace) -> int:
+    amount_pusd = _usd_amount(args.amount, "--amount")
+
+    async def grant(engine: AsyncEngine) -> tuple[Account, Balance]:
+        account = await _existing_account(engine, args.account)
+        return account, await _grant(engine, account.id, amount_pusd, args.note)
+
+    account, balance = _with_engine(load_settings(), grant)
+    if args.json:
+        _print_json(
+            {"account": account.email, "granted_usd": pusd_to_usd_string(amount_pusd), **_balance_json(balance)}
+        )
+    else:
+        print(f"granted {_usd(amount_pusd)} to {account.email}; balance {_usd(balance.balance_pusd)}")
+    return 0
+
+
+def _credits_show(args: argparse.Namespace) -> int:
+    async def show(engine: AsyncEngine) -> tuple[Account, Balance | None]:
+        account = await _existing_account(engine, args.account)
+        async with engine.connect() as conn:
+            return account, await ledger_store.read_balance(conn, account.id)
+
+    account, balance = _with_engine(load_settings(), show)
+    body = {"account": account.email, **_balance_json(balance)}
+    if args.json:
+        _print_json(body)
+    else:
+        print("\n".join(f"{name}: {value}" for name, value in body.items()))
+    return 0
+
+
+async def _existing_account(engine: AsyncEngine, email: str) -> Account:
+    account = await AccountStore(engine).get_account_by_email(email)
+    if account is None:
+        raise CliError(f"no account with email {email} (create it with `polyroute accounts create`)")
+    return account
+
+
+async def _grant(engine: AsyncEngine, account_id: int, amount_pusd: int, note: str | None) -> Balance:
+    async with engine.begin() as conn:
+        return await ledger_store.grant(conn, account_id, amount_pusd, f"grant-{uuid.uuid4().hex}", note)
+
+
+def _usd_amount(text: str, flag: str) -> int:
+    amount = usd_to_pusd(text)
+    if amount <= 0:
+        raise CliError(f"{flag} must be a positive amount of USD")
+    return amount
+
+
+def _utc_datetime(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"not an ISO 8601 date-time: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _usd(amount_pusd: int) -> str:
+    return ("-$" if amount_pusd < 0 else "$") + pusd_to_usd_string(abs(amount_pusd))
+
+
+def _balance_json(balance: Balance | None) -> dict[str, str]:
+    credits, spent, reserved = (
+        (0, 0, 0) if balance is None else (balance.credits_pusd, balance.spent_pusd, balance.reserved_pusd)
+    )
+    return {
+        "credits_usd": pusd_to_usd_string(credits),
+        "usage_usd": pusd_to_usd_string(spent),
+        "reserved_usd": pusd_to_usd_string(reserved),
+        "balance_usd": ("-" if credits < spent else "") + pusd_to_usd_string(abs(credits - spent)),
+    }
+
+
 def _with_store(settings: Settings, work: Callable[[AccountStore], Awaitable[T]]) -> T:
     """Migrate, open an engine, run `work` with an AccountStore, and close the engine."""
+    return _with_engine(settings, lambda engine: work(AccountStore(engine)))
+
+
+def _with_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Migrate, open an engine, run `work` with it, and close it."""
 
     async def go() -> T:
         await upgrade_database(settings.database_url)
         engine = create_engine(settings)
         try:
-            return await work(AccountStore(engine))
+            return await work(engine)
         finally:
             await engine.dispose()
 

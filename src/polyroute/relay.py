@@ -1,4 +1,9 @@
-"""The one use case: authenticate -> plan -> call with fallback -> price -> record.
+"""The one use case: plan -> reserve -> call with fallback -> price -> settle and record.
+
+Money: before any upstream call the ledger reserves the plan's worst case (or refuses with 402);
+the request then ends in exactly one settle (the served attempt's charge, after zero-completion
+insurance) or release (nothing served), written in one transaction with the generation record.
+Only the attempt that delivered is ever charged, whatever failed before it.
 
 Streaming and non-streaming share the attempt plan and the failure rules: before the first
 content token any retryable failure moves on to the next attempt; a failure caused by the
@@ -9,14 +14,18 @@ token nothing switches silently: the stream ends with an error event.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from polyroute.accounts.types import ApiKey
-from polyroute.billing.pricing import Cost, cost_of
-from polyroute.billing.token_estimate import estimate_prompt_tokens
+from polyroute.billing.ledger import Hold, Ledger
+from polyroute.billing.ledger_store import ClosedReservation, KeyBudget
+from polyroute.billing.pricing import NO_CHARGE, Cost, charge_for
+from polyroute.billing.reservation import endpoint_terms
+from polyroute.billing.token_estimate import estimate_prompt_tokens, estimate_text_tokens, prompt_token_bound
 from polyroute.catalog.catalog import Catalog
 from polyroute.domain.chat import ChatRequest, Chunk, Completion, Usage
 from polyroute.domain.errors import BadRequest, GatewayError
@@ -24,7 +33,7 @@ from polyroute.providers.errors import UpstreamError
 from polyroute.providers.registry import ProviderPool
 from polyroute.relay_failures import is_request_fault, upstream_failure
 from polyroute.routing.plan import Attempt, plan_attempts
-from polyroute.usage_log.writer import GenerationWriter
+from polyroute.usage_log.store import GenerationStore
 
 
 class Keepalive:
@@ -69,12 +78,10 @@ class CallInfo:
 
 
 class Relay:
-    def __init__(
-        self, catalog: Catalog, providers: ProviderPool, records: GenerationWriter, *, keepalive_s: float
-    ) -> None:
+    def __init__(self, catalog: Catalog, providers: ProviderPool, ledger: Ledger, *, keepalive_s: float) -> None:
         self.catalog = catalog
         self._providers = providers
-        self._records = records
+        self._ledger = ledger
         self._keepalive_s = keepalive_s
 
     def plan(self, request: ChatRequest) -> list[Attempt]:
@@ -84,110 +91,160 @@ class Relay:
             raise BadRequest('No model specified: set `model` (e.g. "openai/gpt-4o")')
         return plan_attempts(self.catalog, [model, *request.models])
 
+    async def _authorize(
+        self, call: CallInfo, request: ChatRequest, attempts: list[Attempt]
+    ) -> tuple[Hold, ChatRequest]:
+        """Reserve the plan's worst case (402 if it cannot be covered); the request may get a max_tokens cap."""
+        prompt_tokens = prompt_token_bound(request.messages, request.params)
+        key = call.key
+        hold = await self._ledger.authorize(
+            call.generation_id,
+            KeyBudget(key.hash, key.account_id, key.limit_pusd, key.limit_reset),
+            attempts[0].model.id,
+            [endpoint_terms(attempt.endpoint, prompt_tokens) for attempt in attempts],
+            prompt_tokens,
+            request.max_tokens,
+        )
+        if hold.max_tokens is not None:
+            request = dataclasses.replace(request, max_tokens=hold.max_tokens)
+        return hold, request
+
     async def complete(self, call: CallInfo, request: ChatRequest) -> ChatResult:
         attempts = self.plan(request)
-        failures: list[tuple[Attempt, UpstreamError]] = []
-        for attempt in attempts:
-            provider = self._providers.get(attempt.provider)
-            try:
-                completion = await provider.complete(request, attempt.endpoint)
-            except UpstreamError as error:
-                failures.append((attempt, error))
-                if is_request_fault(error):
-                    break
-                continue
-            usage = completion.usage or _estimate_usage(request, completion)
-            cost = cost_of(usage, attempt.endpoint.pricing)
-            finish = completion.choices[0] if completion.choices else {}
-            self._record(call, request, attempt, usage, cost, status="ok", choice=finish, ttft_s=None)
-            return ChatResult(completion, attempt, usage, cost)
-        failure = upstream_failure(failures)
-        self._record_failure(call, request, failures, failure)
-        raise failure
+        hold, request = await self._authorize(call, request, attempts)
+        try:
+            failures: list[tuple[Attempt, UpstreamError]] = []
+            for attempt in attempts:
+                provider = self._providers.get(attempt.provider)
+                try:
+                    completion = await provider.complete(request, attempt.endpoint)
+                except UpstreamError as error:
+                    failures.append((attempt, error))
+                    if is_request_fault(error):
+                        break
+                    continue
+                usage = completion.usage or _estimate_usage(request, completion)
+                finish = completion.choices[0] if completion.choices else {}
+                cost = charge_for(usage, attempt.endpoint.pricing, finish.get("finish_reason"))
+                await self._finish(call, hold, request, attempt, usage, cost, status="ok", choice=finish, ttft_s=None)
+                return ChatResult(completion, attempt, usage, cost)
+            failure = upstream_failure(failures)
+            await self._finish_failure(call, hold, request, failures, failure)
+            raise failure
+        finally:
+            await self._ledger.finish(hold, 0)  # a no-op unless something unexpected ended the call
 
     async def stream(self, call: CallInfo, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        """Raises GatewayError before its first event if no attempt could start."""
+        """Raises GatewayError (402 included) before its first event if no attempt could start."""
         attempts = self.plan(request)
-        failures: list[tuple[Attempt, UpstreamError]] = []
-        for attempt in attempts:
-            upstream = self._providers.get(attempt.provider).stream(request, attempt.endpoint)
-            preamble: list[Chunk] = []
-            waiting = _with_keepalive(upstream, self._keepalive_s)
-            try:
-                async for item in waiting:
-                    if item is None:
-                        yield KEEPALIVE
-                        continue
-                    preamble.append(item)
-                    if item.has_content or item.usage is not None or _finished(item):
+        hold, request = await self._authorize(call, request, attempts)
+        try:
+            failures: list[tuple[Attempt, UpstreamError]] = []
+            for attempt in attempts:
+                upstream = self._providers.get(attempt.provider).stream(request, attempt.endpoint)
+                preamble: list[Chunk] = []
+                waiting = _with_keepalive(upstream, self._keepalive_s)
+                try:
+                    async for item in waiting:
+                        if item is None:
+                            yield KEEPALIVE
+                            continue
+                        preamble.append(item)
+                        if item.has_content or item.usage is not None or _finished(item):
+                            break
+                except UpstreamError as error:
+                    await upstream.aclose()
+                    failures.append((attempt, error))
+                    if is_request_fault(error):
                         break
-            except UpstreamError as error:
-                await upstream.aclose()
-                failures.append((attempt, error))
-                if is_request_fault(error):
-                    break
-                continue
-            except BaseException:
-                await upstream.aclose()
-                raise
-            finally:
-                await waiting.aclose()
-            # Explicit close: an abandoned inner generator would only be closed by the GC.
-            delivery = self._deliver(call, request, attempt, upstream, preamble)
-            try:
-                async for event in delivery:
-                    yield event
-            finally:
-                await delivery.aclose()
-            return
-        failure = upstream_failure(failures)
-        self._record_failure(call, request, failures, failure)
-        raise failure
+                    continue
+                except BaseException:
+                    await upstream.aclose()
+                    raise
+                finally:
+                    await waiting.aclose()
+                # Explicit close: an abandoned inner generator would only be closed by the GC.
+                delivery = self._deliver(call, hold, request, attempt, upstream, preamble)
+                try:
+                    async for event in delivery:
+                        yield event
+                finally:
+                    await delivery.aclose()
+                return
+            failure = upstream_failure(failures)
+            await self._finish_failure(call, hold, request, failures, failure)
+            raise failure
+        finally:
+            await self._ledger.finish(hold, 0)  # released if the client left before the first token
 
     async def _deliver(
         self,
         call: CallInfo,
+        hold: Hold,
         request: ChatRequest,
         attempt: Attempt,
         upstream: AsyncGenerator[Chunk, None],
         preamble: list[Chunk],
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Relay the committed attempt; from here on failures end the stream with an error."""
+        """Relay the committed attempt; from here on failures end the stream with an error.
+
+        The charge is settled before the final usage chunk is yielded, so a client that saw
+        `usage.cost` has been charged exactly that; a client that leaves early is charged for
+        what was delivered up to then."""
         tracker = _StreamTracker()
         ttft_s = time.perf_counter() - call.started_s
-        status, error = "cancelled", None
         try:
             for chunk in preamble:
                 tracker.see(chunk)
                 yield ChunkEvent(chunk, attempt)
+            error: GatewayError | None = None
             try:
                 async for chunk in upstream:
                     tracker.see(chunk)
                     yield ChunkEvent(chunk, attempt)
-                status = "ok"
             except UpstreamError as upstream_error:
-                status, error = "error", upstream_failure([(attempt, upstream_error)])
-            usage = tracker.usage(request)
-            cost = cost_of(usage, attempt.endpoint.pricing)
+                error = upstream_failure([(attempt, upstream_error)])
+            usage, cost = await self._finish_stream(call, hold, request, attempt, tracker, ttft_s, error)
             yield StreamEnd(attempt, usage, cost, error)
         finally:
-            await upstream.aclose()
-            usage = tracker.usage(request)
-            self._record(
-                call,
-                request,
-                attempt,
-                usage,
-                cost_of(usage, attempt.endpoint.pricing),
-                status=status,
-                choice=tracker.last_finish,
-                ttft_s=ttft_s,
-                error_code=error.status if error else None,
-            )
+            await upstream.aclose()  # first: a client that left must stop the upstream at once
+            if not hold.done:
+                await self._finish_stream(call, hold, request, attempt, tracker, ttft_s, None, cancelled=True)
 
-    def _record(
+    async def _finish_stream(
         self,
         call: CallInfo,
+        hold: Hold,
+        request: ChatRequest,
+        attempt: Attempt,
+        tracker: _StreamTracker,
+        ttft_s: float,
+        error: GatewayError | None,
+        *,
+        cancelled: bool = False,
+    ) -> tuple[Usage, Cost]:
+        usage = tracker.usage(request)
+        finish_reason = "error" if error else tracker.last_finish.get("finish_reason")
+        cost = charge_for(usage, attempt.endpoint.pricing, finish_reason)
+        status = "cancelled" if cancelled else "error" if error else "ok"
+        await self._finish(
+            call,
+            hold,
+            request,
+            attempt,
+            usage,
+            cost,
+            status=status,
+            choice=tracker.last_finish,
+            ttft_s=ttft_s,
+            error_code=error.status if error else None,
+        )
+        return usage, cost
+
+    async def _finish(
+        self,
+        call: CallInfo,
+        hold: Hold,
         request: ChatRequest,
         attempt: Attempt,
         usage: Usage,
@@ -199,47 +256,49 @@ class Relay:
         error_code: int | None = None,
     ) -> None:
         latency_ms = int((time.perf_counter() - call.started_s) * 1000)
-        self._records.add(
-            {
-                "id": call.generation_id,
-                "account_id": call.key.account_id,
-                "key_hash": call.key.hash,
-                "model": attempt.model.id,
-                "provider": attempt.provider.slug,
-                "upstream_model": attempt.endpoint.upstream_id,
-                "streamed": request.stream,
-                "status": status,
-                "finish_reason": choice.get("finish_reason"),
-                "native_finish_reason": choice.get("native_finish_reason"),
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "cached_tokens": usage.cached_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-                "cost_pusd": cost.total_pusd,
-                "latency_ms": latency_ms,
-                "ttft_ms": None if ttft_s is None else int(ttft_s * 1000),
-                "http_referer": request.attribution.referer,
-                "app_title": request.attribution.title,
-                "error_code": error_code,
-            }
-        )
+        row = {
+            "id": call.generation_id,
+            "account_id": call.key.account_id,
+            "key_hash": call.key.hash,
+            "model": attempt.model.id,
+            "provider": attempt.provider.slug,
+            "upstream_model": attempt.endpoint.upstream_id,
+            "streamed": request.stream,
+            "status": status,
+            "finish_reason": choice.get("finish_reason"),
+            "native_finish_reason": choice.get("native_finish_reason"),
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cost_pusd": cost.total_pusd,
+            "latency_ms": latency_ms,
+            "ttft_ms": None if ttft_s is None else int(ttft_s * 1000),
+            "http_referer": request.attribution.referer,
+            "app_title": request.attribution.title,
+            "error_code": error_code,
+        }
+        await self._ledger.finish(hold, cost.total_pusd, GenerationStore.insert_work(row))
 
-    def _record_failure(
+    async def _finish_failure(
         self,
         call: CallInfo,
+        hold: Hold,
         request: ChatRequest,
         failures: list[tuple[Attempt, UpstreamError]],
         error: GatewayError,
     ) -> None:
+        """Every attempt failed: release the hold and record the last attempt's failure."""
         if not failures:
+            await self._ledger.finish(hold, 0)
             return
-        attempt = failures[-1][0]
-        self._record(
+        await self._finish(
             call,
+            hold,
             request,
-            attempt,
+            failures[-1][0],
             Usage(),
-            Cost(0, 0),
+            NO_CHARGE,
             status="error",
             choice={"finish_reason": "error"},
             ttft_s=None,
@@ -247,13 +306,27 @@ class Relay:
         )
 
 
+def void_record(closed: ClosedReservation) -> Callable[[Any], Awaitable[None]]:
+    """The generation record of a request whose process died: what it was and that it was voided."""
+    return GenerationStore.insert_work(
+        {
+            "id": closed.ref,
+            "account_id": closed.account_id,
+            "key_hash": closed.key_hash,
+            "model": closed.model,
+            "provider": "unknown",
+            "status": "void",
+            "finish_reason": None,
+            "created_at": closed.created_at,
+        }
+    )
+
+
 def _finished(chunk: Chunk) -> bool:
     return any(choice.get("finish_reason") for choice in chunk.choices)
 
 
 def _estimate_usage(request: ChatRequest, completion: Completion) -> Usage:
-    from polyroute.billing.token_estimate import estimate_text_tokens
-
     text = "".join(str(c.get("message", {}).get("content") or "") for c in completion.choices)
     return Usage(estimate_prompt_tokens(request.messages), estimate_text_tokens(text))
 

@@ -57,6 +57,7 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = 16 * 1024 * 1024
     key_cache_ttl_s: float = 1.0
+    reservation_lease_s: float = 60.0  # a dead process's credit reservations are voided this long after it stops
     timeouts: Timeouts = field(default_factory=Timeouts)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -77,6 +78,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, config_path: str 
         log_level=(env.get("POLYROUTE_LOG_LEVEL") or "INFO").upper(),
         max_body_bytes=_int(env, "POLYROUTE_MAX_BODY_BYTES", 16 * 1024 * 1024),
         key_cache_ttl_s=_float(env, "POLYROUTE_KEY_CACHE_TTL_S", 1.0),
+        reservation_lease_s=_float(env, "POLYROUTE_RESERVATION_LEASE_S", 60.0),
         timeouts=Timeouts(
             connect_s=_float(env, "POLYROUTE_CONNECT_TIMEOUT_S", 10.0),
             first_byte_s=_float(env, "POLYROUTE_FIRST_BYTE_TIMEOUT_S", 120.0),

@@ -12,6 +12,7 @@ import pytest
 from tests.support.databases import fresh_database
 
 from polyroute.accounts.keys import hash_key, looks_like_key
+from polyroute.db.migrate import head_revision
 
 SRC_DIR = Path(__file__).resolve().parents[2] / "src"
 
@@ -94,8 +95,8 @@ def test_accounts_create_and_list(env: dict[str, str]) -> None:
     result = polyroute(env, "accounts", "create", "Root@Example.com", "--admin")
     assert result.returncode == 0 and "root@example.com" in result.stdout and "admin" in result.stdout
     table = polyroute(env, "accounts", "list").stdout.splitlines()
-    assert table[0].split() == ["ID", "EMAIL", "ADMIN", "CREATED"]
-    assert table[1].split()[:3] == ["1", "root@example.com", "yes"]
+    assert table[0].split() == ["ID", "EMAIL", "ADMIN", "BALANCE", "CREATED"]
+    assert table[1].split()[:4] == ["1", "root@example.com", "yes", "$0"]
 
 
 def test_user_errors_are_one_line_never_a_traceback(env: dict[str, str]) -> None:
@@ -114,7 +115,7 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
 
 def test_migrate_reports_the_revision(env: dict[str, str]) -> None:
     result = polyroute(env, "migrate")
-    assert result.returncode == 0 and "revision 0001" in result.stdout
+    assert result.returncode == 0 and f"revision {head_revision()}" in result.stdout
     assert polyroute(env, "migrate").returncode == 0
 
 

@@ -49,8 +49,16 @@ async def schema_differences(url: str) -> list[object]:
 async def test_upgrade_creates_every_table_at_head(database_url: str) -> None:
     assert await current_revision(database_url) is None
     await upgrade_database(database_url)
-    assert await current_revision(database_url) == head_revision() == "0001"
-    assert {"accounts", "api_keys", "generations", "alembic_version"} <= await table_names(database_url)
+    assert await current_revision(database_url) == head_revision() == "0002"
+    assert {
+        "accounts",
+        "api_keys",
+        "generations",
+        "ledger_entries",
+        "account_balances",
+        "key_spend",
+        "reservations",
+    } <= await table_names(database_url)
 
 
 async def test_migrated_schema_matches_the_table_definitions(database_url: str) -> None:

@@ -184,10 +184,19 @@ class GatewayProcess:
         )
 
     def create_key(
-        self, name: str = "t", account: str = "user@example.com", management: bool = False
+        self,
+        name: str = "t",
+        account: str = "user@example.com",
+        management: bool = False,
+        credits: str | None = "100",
+        extra_args: Iterable[str] = (),
     ) -> dict[str, Any]:
-        """`keys create --json`: returns its JSON (at least `key` and `hash`)."""
-        args = ["keys", "create", "--name", name, "--account", account, "--json"]
+        """`keys create --json`: returns its JSON (at least `key` and `hash`).
+
+        Grants `credits` USD to the account first (paid models need a balance); None grants nothing."""
+        args = ["keys", "create", "--name", name, "--account", account, "--json", *extra_args]
+        if credits is not None:
+            args += ["--credits", credits]
         result = self.cli(*args, *(["--management"] if management else []))
         if result.returncode != 0:
             raise RuntimeError(f"keys create failed ({result.returncode}):\n{result.stderr}\n{result.stdout}")
@@ -218,6 +227,17 @@ class GatewayProcess:
         url = self.env.get("POLYROUTE_DATABASE_URL") or f"sqlite+aiosqlite:///{self.data_dir / 'polyroute.db'}"
         return asyncio.run(_read_generations(normalize_database_url(url)))
 
+    @property
+    def database_url(self) -> str:
+        from polyroute.settings import normalize_database_url
+
+        url = self.env.get("POLYROUTE_DATABASE_URL") or f"sqlite+aiosqlite:///{self.data_dir / 'polyroute.db'}"
+        return normalize_database_url(url)
+
+    def sql(self, statement: str, **params: Any) -> list[dict[str, Any]]:
+        """Run one SQL statement against the gateway's database (for assertions); returns the rows."""
+        return asyncio.run(_run_sql(self.database_url, statement, params))
+
     def log_tail(self, lines: int = 80) -> str:
         if not self.log_path.exists():
             return "(no log)"
@@ -235,6 +255,19 @@ async def _read_generations(url: str) -> list[dict[str, Any]]:
         async with engine.connect() as conn:
             rows = await conn.execute(select(generations).order_by(generations.c.created_at))
             return [dict(row._mapping) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+async def _run_sql(url: str, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(text(statement), params)
+            return [dict(row._mapping) for row in result] if result.returns_rows else []
     finally:
         await engine.dispose()
 

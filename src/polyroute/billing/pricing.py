@@ -37,3 +37,18 @@ def cost_of(usage: Usage, pricing: Pricing) -> Cost:
         completion = (usage.completion_tokens - reasoning) * pricing.completion
         completion += reasoning * pricing.internal_reasoning
     return Cost(prompt_pusd=prompt, completion_pusd=completion, request_pusd=pricing.request)
+
+
+NO_CHARGE = Cost(0, 0, 0)
+
+
+def is_insured(usage: Usage, finish_reason: str | None) -> bool:
+    """OpenRouter's zero-completion insurance: no output tokens and a blank or error finish reason."""
+    return usage.completion_tokens == 0 and finish_reason in (None, "", "error")
+
+
+def charge_for(usage: Usage, pricing: Pricing, finish_reason: str | None) -> Cost:
+    """What the client pays for one served attempt: its cost, or nothing when insured."""
+    if is_insured(usage, finish_reason):
+        return NO_CHARGE
+    return cost_of(usage, pricing)

@@ -1,4 +1,4 @@
-"""Table definitions (SQLAlchemy Core) for accounts, API keys and generation records.
+"""Table definitions (SQLAlchemy Core): accounts, API keys, generation records and the credit ledger.
 
 Migrations in `polyroute/migrations` create these tables; a test checks the two agree.
 Money is BIGINT picodollars; timestamps are timezone-aware UTC on both SQLite and PostgreSQL.
@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
     func,
     text,
@@ -139,3 +141,61 @@ generations = Table(
 
 Index("ix_generations_account_id_created_at", generations.c.account_id, generations.c.created_at)
 Index("ix_generations_key_hash_created_at", generations.c.key_hash, generations.c.created_at)
+
+
+# --- the credit ledger (see docs/billing.md) ------------------------------------------------------
+# `ledger_entries` is append-only and is the money of record; `account_balances` and `key_spend` are
+# running totals kept equal to it in the same transactions; `reservations` holds the open holds.
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("ref", Text, nullable=False),  # generation id (gen-...) or grant id (grant-...)
+    Column("kind", String(16), nullable=False),  # grant | reserve | settle | release | void
+    Column("account_id", Integer, nullable=False),
+    Column("key_hash", CHAR(64), nullable=True),  # None for grants
+    Column("amount_pusd", BigInteger, nullable=False),
+    Column("note", Text, nullable=True),
+    _created_at(),
+    UniqueConstraint("ref", "kind"),  # every write is idempotent; a request has one entry per kind
+)
+Index("ix_ledger_entries_account_id_created_at", ledger_entries.c.account_id, ledger_entries.c.created_at)
+
+account_balances = Table(
+    "account_balances",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    _count("credits_pusd", BigInteger),  # sum of grants
+    _count("spent_pusd", BigInteger),  # sum of settles
+    _count("reserved_pusd", BigInteger),  # sum of open reservations
+    Column("updated_at", UtcDateTime, nullable=True),
+)
+
+key_spend = Table(
+    "key_spend",
+    metadata,
+    Column("key_hash", CHAR(64), ForeignKey("api_keys.hash"), primary_key=True),
+    Column("account_id", Integer, nullable=False),
+    _count("reserved_pusd", BigInteger),
+    _count("spent_pusd", BigInteger),  # all time
+    Column("day_start", Date, nullable=True),  # the UTC day `day_spent_pusd` belongs to
+    _count("day_spent_pusd", BigInteger),
+    Column("week_start", Date, nullable=True),  # Monday
+    _count("week_spent_pusd", BigInteger),
+    Column("month_start", Date, nullable=True),  # the 1st
+    _count("month_spent_pusd", BigInteger),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("ref", Text, primary_key=True),  # the generation id
+    Column("account_id", Integer, nullable=False),
+    Column("key_hash", CHAR(64), nullable=False),
+    Column("amount_pusd", BigInteger, nullable=False),
+    Column("model", Text, nullable=False),
+    _created_at(),
+    Column("expires_at", UtcDateTime, nullable=False),  # a lease: renewed while its request runs
+)
+Index("ix_reservations_expires_at", reservations.c.expires_at)

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Mount, Route
 
 from polyroute.domain.errors import GatewayError
-from polyroute.http import routes_chat, routes_health, routes_keys, routes_models
+from polyroute.http import routes_accounting, routes_chat, routes_health, routes_keys, routes_models
 from polyroute.http.responses import handle_gateway_error, handle_http_exception, handle_unexpected
 from polyroute.http.services import start_services, stop_services
 from polyroute.settings import Settings, load_settings
@@ -23,6 +23,14 @@ def api_routes() -> list[Route]:
         Route("/models/{author}/{slug}/endpoints", routes_models.model_endpoints, methods=["GET"]),
         Route("/key", routes_keys.current_key, methods=["GET"]),
         Route("/auth/key", routes_keys.current_key, methods=["GET"]),
+        Route("/keys", routes_keys.list_keys, methods=["GET"]),
+        Route("/keys", routes_keys.create_key, methods=["POST"]),
+        Route("/keys/{hash}", routes_keys.get_key, methods=["GET"]),
+        Route("/keys/{hash}", routes_keys.update_key, methods=["PATCH"]),
+        Route("/keys/{hash}", routes_keys.delete_key, methods=["DELETE"]),
+        Route("/credits", routes_accounting.credits, methods=["GET"]),
+        Route("/generation", routes_accounting.generation, methods=["GET"]),
+        Route("/activity", routes_accounting.activity, methods=["GET"]),
     ]
 
 

@@ -10,15 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute.accounts.authenticator import KeyAuthenticator
 from polyroute.accounts.store import AccountStore
+from polyroute.billing.leases import LeaseKeeper
+from polyroute.billing.ledger import Ledger
 from polyroute.catalog.catalog import Catalog, load_catalog
 from polyroute.db.engine import create_engine
 from polyroute.db.migrate import upgrade_database
+from polyroute.db.write_batcher import WriteBatcher
 from polyroute.http.model_views import ModelViews
 from polyroute.providers.registry import ProviderPool, supported_dialects
-from polyroute.relay import Relay
+from polyroute.relay import Relay, void_record
 from polyroute.settings import Settings
 from polyroute.usage_log.store import GenerationStore
-from polyroute.usage_log.writer import GenerationWriter
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,9 @@ class Services:
     accounts: AccountStore
     authenticator: KeyAuthenticator
     generations: GenerationStore
-    writer: GenerationWriter
+    writer: WriteBatcher
+    ledger: Ledger
+    leases: LeaseKeeper
     providers: ProviderPool
     relay: Relay
     models: ModelViews
@@ -49,10 +53,13 @@ async def start_services(settings: Settings) -> Services:
     engine = create_engine(settings.database_url)
     accounts = AccountStore(engine)
     generations = GenerationStore(engine)
-    writer = GenerationWriter(generations)
+    writer = WriteBatcher(engine)
     writer.start()
+    ledger = Ledger(engine, writer, lease_s=settings.reservation_lease_s)
+    leases = LeaseKeeper(ledger, writer, on_void=void_record)
+    await leases.start()  # voids what a process that died left reserved
     providers = ProviderPool(settings.timeouts)
-    relay = Relay(catalog, providers, writer, keepalive_s=settings.timeouts.keepalive_s)
+    relay = Relay(catalog, providers, ledger, keepalive_s=settings.timeouts.keepalive_s)
     services = Services(
         settings=settings,
         engine=engine,
@@ -61,6 +68,8 @@ async def start_services(settings: Settings) -> Services:
         authenticator=KeyAuthenticator(accounts, settings.key_cache_ttl_s),
         generations=generations,
         writer=writer,
+        ledger=ledger,
+        leases=leases,
         providers=providers,
         relay=relay,
         models=ModelViews(catalog),
@@ -75,6 +84,9 @@ async def start_services(settings: Settings) -> Services:
 
 
 async def stop_services(services: Services) -> None:
+    # In-flight requests have finished (or been cancelled) by now; their settles may still run.
+    await services.ledger.wait_finishing()
+    await services.leases.aclose()
     await services.writer.aclose()
     await services.providers.aclose()
     await services.engine.dispose()

@@ -1,14 +1,19 @@
-"""GenerationStore: append generation records in one round trip, read one back by id.
+"""GenerationStore: append generation records, read one back by id.
 
-Rows are plain dicts keyed by `generations` column names (see `polyroute.db.tables`).
+Rows are plain dicts keyed by `generations` column names (see `polyroute.db.tables`). The gateway
+writes each record as a unit of work inside the transaction that settles the request's money
+(`insert_work`), so a record exists exactly when its request was settled; `insert_many` is the
+one-round-trip bulk form for tools and tests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyroute.db.tables import generations
 
@@ -25,6 +30,17 @@ class GenerationStore:
             return
         async with self._engine.begin() as conn:
             await conn.execute(generations.insert(), _uniform(rows))
+
+    @staticmethod
+    def insert_work(row: dict[str, Any]) -> Callable[[AsyncConnection], Awaitable[None]]:
+        """A unit of work writing one record; a record with the same id already written wins."""
+        _uniform([row])  # refuse unknown columns before the transaction
+
+        async def work(conn: AsyncConnection) -> None:
+            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            await conn.execute(dialect_insert(generations).values(**row).on_conflict_do_nothing())
+
+        return work
 
     async def get(self, generation_id: str) -> dict[str, Any] | None:
         query = select(generations).where(generations.c.id == generation_id)

@@ -1,0 +1,268 @@
+"""The ledger service the relay talks to: authorize a request (reserve), then finish it (settle or release).
+
+One reservation per request, one transaction to reserve and one to finish, both through the
+process's group-commit writer. `finish` also writes the request's usage record in the same
+transaction (the caller passes it as a unit of work), so money and record commit together.
+
+Every `Hold` ends in exactly one settle or release: `finish` is idempotent in memory (`Hold.done`)
+and in the database (only the first closing statement finds the reservation). A finish the caller
+stops waiting for (client gone, shutdown) still runs to the end; `aclose` waits for those.
+Reservations of a process that died are voided by the sweeper once their lease lapses
+(`billing/leases.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from polyroute.billing import ledger_store as store
+from polyroute.billing.ledger_store import KeyBudget, ReserveOutcome
+from polyroute.billing.periods import utc_today
+from polyroute.billing.reservation import (
+    NEGATIVE_BALANCE_MESSAGE,
+    EndpointTerms,
+    Refusal,
+    Reservation,
+    fit_reservation,
+    refusal_message,
+    worst_case,
+)
+from polyroute.db.tables import utc_now
+from polyroute.db.write_batcher import WriteBatcher
+from polyroute.domain.errors import GatewayError, PaymentRequired
+
+log = logging.getLogger(__name__)
+
+Work = Callable[[AsyncConnection], Awaitable[object]]
+_FIT_ATTEMPTS = 3  # a refused reservation is re-fitted to what is left; others may race for it
+_FINISH_RETRY_S = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
+
+
+@dataclass(slots=True)
+class Hold:
+    """A request's claim on its account: `amount_pusd` reserved (0 for a free request)."""
+
+    ref: str
+    key: KeyBudget
+    amount_pusd: int
+    max_tokens: int | None = None  # a completion cap the relay must send upstream; None = unchanged
+    done: bool = field(default=False)
+
+
+class BillingUnavailable(GatewayError):
+    """The ledger's database cannot be reached: fail closed (503) rather than serve unbilled."""
+
+    status = 503
+    error_type = "server"
+
+    def __init__(self) -> None:
+        super().__init__("Billing is temporarily unavailable; try again shortly")
+
+
+class Ledger:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        batcher: WriteBatcher,
+        *,
+        lease_s: float = 60.0,
+        finish_wait_s: float = 5.0,
+    ) -> None:
+        self._engine = engine
+        self._batcher = batcher
+        self.lease_s = lease_s
+        self._finish_wait_s = finish_wait_s
+        self.open_holds: dict[str, Hold] = {}  # reserved and not yet closed, by ref (leases renew these)
+        self._finishing: set[asyncio.Task[None]] = set()
+
+    # --- authorize --------------------------------------------------------------------------------
+    async def authorize(
+        self,
+        ref: str,
+        key: KeyBudget,
+        model: str,
+        plan: Sequence[EndpointTerms],
+        prompt_tokens: int,
+        max_tokens: int | None,
+    ) -> Hold:
+        """Reserve the worst case of `plan`, or raise PaymentRequired (402) before any upstream call."""
+        if worst_case(plan, prompt_tokens, max_tokens) == 0:
+            await self._require_non_negative(key.account_id)
+            return Hold(ref, key, 0)
+        # Optimistic first try: the full worst case, with no read before it (one transaction).
+        wanted: Reservation | Refusal = Reservation(worst_case(plan, prompt_tokens, max_tokens), None)
+        for _ in range(_FIT_ATTEMPTS):
+            assert isinstance(wanted, Reservation)
+            hold = Hold(ref, key, wanted.amount_pusd, wanted.max_tokens)
+            outcome = await self._reserve(hold, model)
+            if outcome.reserved:
+                return hold
+            wanted = fit_reservation(plan, prompt_tokens, max_tokens, outcome.budget_pusd)
+            if isinstance(wanted, Refusal):
+                raise _payment_required(wanted, outcome, key)
+        raise PaymentRequired("Insufficient credits: too many requests are holding this account's balance; retry")
+
+    async def _reserve(self, hold: Hold, model: str) -> ReserveOutcome:
+        expires_at = utc_now() + timedelta(seconds=self.lease_s)
+
+        async def work(conn: AsyncConnection) -> ReserveOutcome:
+            return await store.reserve(
+                conn,
+                ref=hold.ref,
+                key=hold.key,
+                amount_pusd=hold.amount_pusd,
+                model=model,
+                expires_at=expires_at,
+                today=utc_today(),
+            )
+
+        future = self._submit(work)
+        try:
+            outcome = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The caller left; the reservation may still commit: release it when it does.
+            future.add_done_callback(lambda done: self._release_orphan(hold, done))
+            raise
+        except SQLAlchemyError as error:
+            log.error("reserving %s failed: %s", hold.ref, type(error).__name__)
+            raise BillingUnavailable() from None
+        if outcome.reserved:
+            self.open_holds[hold.ref] = hold
+        return outcome
+
+    def _submit(self, work: Callable[[AsyncConnection], Awaitable[ReserveOutcome]]) -> asyncio.Future[ReserveOutcome]:
+        try:
+            return self._batcher.submit(work)
+        except RuntimeError:
+            raise BillingUnavailable() from None
+
+    def _release_orphan(self, hold: Hold, done: asyncio.Future[ReserveOutcome]) -> None:
+        if done.cancelled() or done.exception() is not None or not done.result().reserved:
+            return
+        self.open_holds[hold.ref] = hold
+        task = asyncio.ensure_future(self._close(hold, 0, None))
+        self._track(task)
+
+    async def _require_non_negative(self, account_id: int) -> None:
+        try:
+            async with self._engine.connect() as conn:
+                balance = await store.read_balance(conn, account_id)
+        except SQLAlchemyError:
+            raise BillingUnavailable() from None
+        if balance is not None and balance.balance_pusd < 0:
+            raise PaymentRequired(NEGATIVE_BALANCE_MESSAGE, metadata={"limit_source": "account"})
+
+    # --- finish -----------------------------------------------------------------------------------
+    async def finish(self, hold: Hold, charge_pusd: int, record: Work | None = None) -> None:
+        """Settle `charge_pusd` (release when 0) and write `record` in the same transaction. Once per hold."""
+        if hold.done:
+            return
+        hold.done = True
+        task = asyncio.ensure_future(self._close(hold, charge_pusd, record))
+        self._track(task)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._finish_wait_s)
+        except TimeoutError:
+            log.warning("settling %s is slow; it continues in the background", hold.ref)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _close(self, hold: Hold, charge_pusd: int, record: Work | None) -> None:
+        try:
+            try:
+                await self._run_retrying(self._closing_work(hold, charge_pusd, record), hold.ref)
+            except SQLAlchemyError as error:
+                if record is None:
+                    raise
+                # The record cannot be written (never the money's fault): settle without it.
+                log.error(
+                    "writing the usage record of %s failed (%s); settling without it", hold.ref, type(error).__name__
+                )
+                await self._run_retrying(self._closing_work(hold, charge_pusd, None), hold.ref)
+        except (SQLAlchemyError, RuntimeError) as error:
+            log.error(
+                "giving up on settling %s (%s); the sweeper voids it when its lease lapses",
+                hold.ref,
+                type(error).__name__,
+            )
+        finally:
+            self.open_holds.pop(hold.ref, None)
+
+    @staticmethod
+    def _closing_work(hold: Hold, charge_pusd: int, record: Work | None) -> Work:
+        kind = "settle" if charge_pusd > 0 else "release"
+
+        async def work(conn: AsyncConnection) -> None:
+            if hold.amount_pusd > 0:
+                closed = await store.close(conn, hold.ref, kind=kind, charge_pusd=charge_pusd, today=utc_today())
+                if closed is None:
+                    log.warning(
+                        "reservation %s was already closed (voided?): its %s of %d pUSD is not applied",
+                        hold.ref,
+                        kind,
+                        charge_pusd,
+                    )
+            if record is not None:
+                await record(conn)
+
+        return work
+
+    async def _run_retrying(self, work: Work, ref: str) -> None:
+        """Run `work`, retrying while the database is unreachable (up to about 40 s)."""
+        for delay_s in _FINISH_RETRY_S:
+            try:
+                await self._batcher.run(work)
+                return
+            except (OperationalError, InterfaceError) as error:
+                log.warning("settling %s failed (%s); retrying in %.1f s", ref, type(error).__name__, delay_s)
+                await asyncio.sleep(delay_s)
+        await self._batcher.run(work)
+
+    async def wait_finishing(self) -> None:
+        """Wait for every finish still running (called at shutdown, before the writer closes)."""
+        while self._finishing:
+            await asyncio.gather(*list(self._finishing), return_exceptions=True)
+
+    # --- operator actions -------------------------------------------------------------------------
+    async def grant(self, account_id: int, amount_pusd: int, ref: str, note: str | None = None) -> store.Balance:
+        async def work(conn: AsyncConnection) -> store.Balance:
+            return await store.grant(conn, account_id, amount_pusd, ref, note)
+
+        return await self._batcher.run(work)
+
+    async def void_expired(
+        self, now: datetime | None = None, on_void: Callable[[store.ClosedReservation], Work | None] | None = None
+    ) -> int:
+        """Void every reservation whose lease lapsed before `now`; returns how many were voided."""
+        moment = now or utc_now()
+        async with self._engine.connect() as conn:
+            refs = await store.expired_refs(conn, moment)
+
+        async def void(conn: AsyncConnection, ref: str) -> bool:
+            closed = await store.close(conn, ref, kind="void", today=utc_today(), expired_before=moment)
+            if closed is not None and on_void is not None and (extra := on_void(closed)) is not None:
+                await extra(conn)
+            return closed is not None
+
+        units = [self._batcher.submit(lambda conn, ref=ref: void(conn, ref)) for ref in refs]  # type: ignore[misc]
+        return sum(bool(done) for done in await asyncio.gather(*units))
+
+
+def _payment_required(refusal: Refusal, outcome: ReserveOutcome, key: KeyBudget) -> PaymentRequired:
+    source = outcome.limited_by
+    period = key.limit_reset if source == "key" else None
+    metadata = {
+        "limit_source": source,
+        "requested_tokens": refusal.requested_tokens,
+        "affordable_tokens": refusal.affordable_tokens,
+    }
+    return PaymentRequired(refusal_message(refusal, source=source, period=period), metadata=metadata)
