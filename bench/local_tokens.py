@@ -25,9 +25,10 @@ from llama_cpp import Llama
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from polyroute.providers.local.packaged import PACKAGED_MODELS, packaged_path  # noqa: E402
 from tests.fakes.openai_upstream import FakeOpenAIUpstream  # noqa: E402
 from tests.support.gateway import UPSTREAM_KEY_ENV, GatewayProcess, acme_config_toml  # noqa: E402
+
+from polyroute.providers.local.packaged import PACKAGED_MODELS, packaged_path  # noqa: E402
 
 MODEL_ID = "google/gemma-3-270m"  # a base model: it runs to the token budget, so runs are comparable
 MESSAGES = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
@@ -137,7 +138,9 @@ def main() -> None:
     print(f"(last gateway run produced {produced} tokens)")
     print(
         f"while a local generation streams: GET /models {side['models_ms']:.1f} ms, "
-        f"remote chat {side['remote_chat_ms']:.1f} ms, local still running after both: {bool(side['local_still_running'])}"
+        f"remote chat {side['remote_chat_ms']:.1f} ms, "
+        f"remote chat {side['remote_chat_ms']:.1f} ms, "
+        f"local still running after both: {bool(side['local_still_running'])}"
     )
 
 
