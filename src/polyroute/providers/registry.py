@@ -36,9 +36,30 @@ def _local(spec: ProviderSpec, ctx: ProviderContext) -> Provider:
     return LocalProvider(spec, ctx)
 
 
+def _anthropic(spec: ProviderSpec, ctx: ProviderContext) -> Provider:
+    from polyroute.providers.anthropic.provider import AnthropicProvider
+
+    return AnthropicProvider(spec, ctx)
+
+
+def _gemini(spec: ProviderSpec, ctx: ProviderContext) -> Provider:
+    from polyroute.providers.gemini.provider import GeminiProvider
+
+    return GeminiProvider(spec, ctx)
+
+
+def _bedrock(spec: ProviderSpec, ctx: ProviderContext) -> Provider:
+    from polyroute.providers.bedrock.provider import BedrockProvider
+
+    return BedrockProvider(spec, ctx)
+
+
 # Adding a dialect = one adapter package + one line here.
 FACTORIES: dict[str, ProviderFactory] = {
     "openai": _openai,
+    "anthropic": _anthropic,
+    "gemini": _gemini,
+    "bedrock": _bedrock,
 }
 if importlib.util.find_spec("llama_cpp") is not None:  # the local dialect needs llama-cpp-python
     FACTORIES["local"] = _local

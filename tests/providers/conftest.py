@@ -1,0 +1,147 @@
+"""Fixtures of the conformance suite: one running fake per dialect, an image host, and real adapters.
+
+Adapters are the real provider classes from the registry, on an in-process aiohttp session with short
+timeouts (first byte 1.5 s, idle 1 s), talking HTTP over loopback to the fakes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
+from tests.fakes.bedrock_upstream import FakeBedrockUpstream
+from tests.fakes.gemini_upstream import FakeGeminiUpstream
+from tests.fakes.loopback import LoopbackUpstream
+from tests.fakes.openai_upstream import FakeOpenAIUpstream
+from tests.fakes.scripted_model import example_value
+from tests.providers.harness import Dialect, Result, assemble, from_completion
+
+from polyroute.catalog.types import EndpointSpec
+from polyroute.domain.chat import ChatRequest, Chunk
+from polyroute.providers.base import Provider
+from polyroute.providers.registry import FACTORIES, ProviderContext
+from polyroute.settings import Timeouts
+
+TIMEOUTS = Timeouts(connect_s=2, first_byte_s=1.5, idle_s=1, keepalive_s=1)
+STALL_S = 20  # how long a stalled fake stays silent (well past the idle timeout)
+# A 1x1 transparent PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+
+class SchemaAwareOpenAIUpstream(FakeOpenAIUpstream):
+    """The OpenAI fake, answering `response_format: json_schema` with schema-shaped JSON like the others."""
+
+    @staticmethod
+    def _reply_text(ex: Any, kind: str, n: int) -> str:
+        fmt = ex.body.get("response_format") or {}
+        if kind == "mock-model" and fmt.get("type") == "json_schema":
+            return json.dumps(example_value(fmt["json_schema"]["schema"]))
+        return FakeOpenAIUpstream._reply_text(ex, kind, n)
+
+
+class ImageHost(LoopbackUpstream):
+    """Serves /cat.png (a PNG), /redirect (to it) and /page.html (not an image)."""
+
+    thread_name = "fake-image-host"
+
+    def add_routes(self, app: web.Application) -> None:
+        async def png(request: web.Request) -> web.Response:
+            await self.record(request)
+            return web.Response(body=PNG, content_type="image/png")
+
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPFound("/cat.png")
+
+        async def page(request: web.Request) -> web.Response:
+            return web.Response(text="<html></html>", content_type="text/html")
+
+        app.router.add_get("/cat.png", png)
+        app.router.add_get("/redirect", redirect)
+        app.router.add_get("/page.html", page)
+
+
+@pytest.fixture(scope="session")
+def openai_fake() -> Iterator[FakeOpenAIUpstream]:
+    with SchemaAwareOpenAIUpstream(stall_s=STALL_S) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def anthropic_fake() -> Iterator[FakeAnthropicUpstream]:
+    with FakeAnthropicUpstream(stall_s=STALL_S) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def gemini_fake() -> Iterator[FakeGeminiUpstream]:
+    with FakeGeminiUpstream(stall_s=STALL_S) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def bedrock_fake() -> Iterator[FakeBedrockUpstream]:
+    with FakeBedrockUpstream(stall_s=STALL_S) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def image_host() -> Iterator[ImageHost]:
+    with ImageHost() as host:
+        yield host
+
+
+@pytest.fixture
+def fake_of(request: pytest.FixtureRequest) -> Callable[[Dialect], Any]:
+    """The running fake of a dialect, cleared (requests, prompt cache, delay) on first use in a test."""
+    cleared: set[str] = set()
+
+    def get(dialect: Dialect) -> Any:
+        fake = request.getfixturevalue(dialect.fake_fixture)
+        if dialect.name not in cleared:
+            cleared.add(dialect.name)
+            fake.clear()
+            fake.delay_s = 0.0
+        return fake
+
+    return get
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=2)) as client:
+        yield client
+
+
+@pytest.fixture
+def adapter_for(session: aiohttp.ClientSession, fake_of: Callable[[Dialect], Any]) -> Callable[[Dialect], Provider]:
+    def make(dialect: Dialect) -> Provider:
+        return FACTORIES[dialect.name](dialect.spec(fake_of(dialect)), ProviderContext(session, TIMEOUTS))
+
+    return make
+
+
+Run = Callable[[Provider, ChatRequest, EndpointSpec, bool], Awaitable[Result]]
+
+
+async def collect(provider: Provider, request: ChatRequest, endpoint: EndpointSpec) -> list[Chunk]:
+    return [chunk async for chunk in provider.stream(request, endpoint)]
+
+
+@pytest.fixture
+def run() -> Run:
+    """Call the adapter streamed (chunks assembled under the streaming contract) or not."""
+
+    async def call(provider: Provider, request: ChatRequest, endpoint: EndpointSpec, stream: bool) -> Result:
+        if stream:
+            return assemble(await collect(provider, request, endpoint))
+        return from_completion(await provider.complete(request, endpoint))
+
+    return call
