@@ -9,7 +9,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from polyroute.domain.chat import Attribution
+from polyroute.domain.chat import Attribution, ChatRequest
 from polyroute.domain.errors import BadRequest, Forbidden, GatewayError, PayloadTooLarge
 from polyroute.domain.ids import new_generation_id
 from polyroute.http import wire
@@ -59,6 +59,16 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     chat = parse_chat_request(body, attribution_of(request))
     call = CallInfo(generation_id=new_generation_id(), key=key, started_s=started_s)
     headers = {"X-Generation-Id": call.generation_id}
+    try:
+        return await _respond(services, call, chat, headers)
+    except GatewayError as error:
+        error.headers.update(headers)  # the failure's generation record and ledger entries carry this id
+        raise
+
+
+async def _respond(
+    services: Services, call: CallInfo, chat: ChatRequest, headers: dict[str, str]
+) -> Response | SSEResponse:
     created_s = int(time.time())
     if not chat.stream:
         result = await services.relay.complete(call, chat)
