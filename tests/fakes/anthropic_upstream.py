@@ -29,6 +29,7 @@ _ERRORS = {
     503: ("api_error", "Service unavailable"),
     529: ("overloaded_error", "Overloaded"),
 }
+MODERN_PREFIX = "claude-opus-4-7-"  # a model of the generation with adaptive thinking only (see validate_generation)
 _BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
 
 
@@ -52,6 +53,24 @@ def _text(block: dict[str, Any]) -> str:
     if block.get("type") == "tool_result":
         return " ".join(_text(b) for b in _blocks(block.get("content")))
     return ""
+
+
+def validate_generation(body: dict[str, Any], modern: bool) -> str | None:
+    """Claude 4.7+ (`claude-opus-4-7-*` here): no sampling knobs, no thinking budget, no prefill."""
+    thinking = (body.get("thinking") or {}).get("type")
+    if not modern:
+        return "thinking.type: adaptive thinking is not supported on this model" if thinking == "adaptive" else None
+    for name in ("temperature", "top_p", "top_k"):
+        if name in body:
+            return f"`{name}` is deprecated for this model."
+    if thinking == "enabled":
+        return "thinking.type.enabled is not supported for this model. Use thinking.type.adaptive instead."
+    if body["messages"][-1].get("role") == "assistant":
+        return "Prefilling assistant messages is not supported for this model."
+    effort = (body.get("output_config") or {}).get("effort")
+    if effort is not None and effort not in ("low", "medium", "high", "xhigh", "max"):
+        return "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
+    return None
 
 
 def validate(body: dict[str, Any]) -> str | None:
@@ -173,7 +192,7 @@ class FakeAnthropicUpstream(LoopbackUpstream):
             tools=[(t["name"], t.get("input_schema") or {}) for t in body.get("tools") or []],
             tool_choice={"any": "required", "tool": choice.get("name")}.get(choice.get("type"), choice.get("type")),
             json_schema=fmt.get("schema"),
-            reasoning=(body.get("thinking") or {}).get("type") == "enabled",
+            reasoning=(body.get("thinking") or {}).get("type") in ("enabled", "adaptive"),
             max_tokens=body["max_tokens"],
         )
         return ask, cache
@@ -194,7 +213,10 @@ class FakeAnthropicUpstream(LoopbackUpstream):
             )
         if (problem := validate(body)) is not None:
             return invalid(problem)
-        scenario = sm.parse_scenario(body["model"])
+        modern = body["model"].startswith(MODERN_PREFIX)
+        if (problem := validate_generation(body, modern)) is not None:
+            return invalid(problem)
+        scenario = sm.parse_scenario(body["model"].removeprefix(MODERN_PREFIX))
         if scenario is None:
             return web.json_response(error_body("not_found_error", f"model: {body['model']}"), status=404)
         kind, n = scenario

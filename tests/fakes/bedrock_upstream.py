@@ -59,6 +59,20 @@ def error_response(status: int, kind: str | None = None, message: str | None = N
     return web.json_response(body, status=status, headers={**headers, "x-amzn-RequestId": "fake-request-id"})
 
 
+MODERN_CLAUDE = "claude-opus-4-7-"  # Claude 4.7+: adaptive thinking only, no sampling knobs
+
+
+def _modern_claude_problem(body: dict[str, Any]) -> str | None:
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking") or {}
+    inference = body.get("inferenceConfig") or {}
+    for name in ("temperature", "topP"):
+        if name in inference:
+            return f"The model returned the following errors: `{name}` is deprecated for this model."
+    if thinking.get("type") == "enabled":
+        return "The model returned the following errors: thinking.type.enabled is not supported for this model."
+    return None
+
+
 def frame(headers: dict[str, str], payload: bytes) -> bytes:
     """One event-stream message: prelude (total and headers length, CRC), string headers, payload, CRC."""
     raw_headers = b"".join(
@@ -245,7 +259,10 @@ class FakeBedrockUpstream(LoopbackUpstream):
             return error_response(400, message="Malformed input request, please reformat your input and try again.")
         if (problem := validate(body)) is not None:
             return error_response(400, message=problem)
-        scenario = sm.parse_scenario(_VENDOR.sub("", model_id))
+        name = _VENDOR.sub("", model_id)
+        if name.startswith(MODERN_CLAUDE) and (problem := _modern_claude_problem(body)) is not None:
+            return error_response(400, message=problem)
+        scenario = sm.parse_scenario(name.removeprefix(MODERN_CLAUDE))
         if scenario is None:
             return error_response(400, message="The provided model identifier is invalid.")
         kind, n = scenario
@@ -293,7 +310,8 @@ class FakeBedrockUpstream(LoopbackUpstream):
             ],
             tool_choice="auto" if "auto" in choice else "required" if "any" in choice else choice["tool"]["name"],
             json_schema=json.loads(fmt["schema"]) if fmt else None,
-            reasoning=(extra.get("thinking") or extra.get("reasoningConfig") or {}).get("type") == "enabled",
+            reasoning=(extra.get("thinking") or extra.get("reasoningConfig") or {}).get("type")
+            in ("enabled", "adaptive"),
             max_tokens=(body.get("inferenceConfig") or {}).get("maxTokens"),
         )
         return ask, self.cache.use(texts[:cached_upto])

@@ -77,6 +77,23 @@ _CONFIG_KEYS = frozenset(
 _TOP_KEYS = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings"})
 
 
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+def normalise(body: dict[str, Any]) -> dict[str, Any]:
+    """Proto JSON takes field names in lowerCamelCase or as written in the proto (snake_case); the SDK
+    sends some of each. Config objects are rewritten to camelCase (user maps, e.g. schemas, are not)."""
+    config = {camel(k): v for k, v in (body.get("generationConfig") or body.get("generation_config") or {}).items()}
+    if isinstance(config.get("thinkingConfig"), dict):
+        config["thinkingConfig"] = {camel(k): v for k, v in config["thinkingConfig"].items()}
+    body = {camel(k): v for k, v in body.items()}
+    if config:
+        body["generationConfig"] = config
+    return body
+
+
 def error_body(status: int, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}
     if details:
@@ -216,6 +233,7 @@ class FakeGeminiUpstream(LoopbackUpstream):
         strict = model.startswith(STRICT_PREFIX)
         if not isinstance(body, dict):
             return web.json_response(error_body(400, "Invalid JSON payload received."), status=400)
+        body = normalise(body)
         if (problem := validate(body, strict)) is not None:
             return web.json_response(error_body(400, problem), status=400)
         scenario = sm.parse_scenario(model.removeprefix(STRICT_PREFIX))

@@ -6,18 +6,16 @@ timeouts (first byte 1.5 s, idle 1 s), talking HTTP over loopback to the fakes.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
 from tests.fakes.bedrock_upstream import FakeBedrockUpstream
 from tests.fakes.gemini_upstream import FakeGeminiUpstream
-from tests.fakes.loopback import LoopbackUpstream
+from tests.fakes.image_host import ImageHost
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 from tests.fakes.scripted_model import example_value
 from tests.providers.harness import Dialect, Result, assemble, from_completion
@@ -30,10 +28,6 @@ from polyroute.settings import Timeouts
 
 TIMEOUTS = Timeouts(connect_s=2, first_byte_s=1.5, idle_s=1, keepalive_s=1)
 STALL_S = 20  # how long a stalled fake stays silent (well past the idle timeout)
-# A 1x1 transparent PNG.
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
-)
 
 
 class SchemaAwareOpenAIUpstream(FakeOpenAIUpstream):
@@ -45,27 +39,6 @@ class SchemaAwareOpenAIUpstream(FakeOpenAIUpstream):
         if kind == "mock-model" and fmt.get("type") == "json_schema":
             return json.dumps(example_value(fmt["json_schema"]["schema"]))
         return FakeOpenAIUpstream._reply_text(ex, kind, n)
-
-
-class ImageHost(LoopbackUpstream):
-    """Serves /cat.png (a PNG), /redirect (to it) and /page.html (not an image)."""
-
-    thread_name = "fake-image-host"
-
-    def add_routes(self, app: web.Application) -> None:
-        async def png(request: web.Request) -> web.Response:
-            await self.record(request)
-            return web.Response(body=PNG, content_type="image/png")
-
-        async def redirect(request: web.Request) -> web.Response:
-            raise web.HTTPFound("/cat.png")
-
-        async def page(request: web.Request) -> web.Response:
-            return web.Response(text="<html></html>", content_type="text/html")
-
-        app.router.add_get("/cat.png", png)
-        app.router.add_get("/redirect", redirect)
-        app.router.add_get("/page.html", page)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ exactly one finish chunk, usage last in a chunk without choices.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ class Dialect:
     scenarios: frozenset[str] = COMMON_SCENARIOS | EXTRA_SCENARIOS
     options: dict[str, str] = field(default_factory=dict)
     reports_reasoning_tokens: bool = True  # Converse's usage has no reasoning count
+    variant: str = ""  # a second row for the same wire format (e.g. Claude 4.7+ rules)
     model_prefix: str = ""  # Bedrock ids name the vendor: "anthropic.<scenario>" (and Claude can reason)
 
     def spec(self, fake: Any) -> ProviderSpec:
@@ -46,6 +48,10 @@ class Dialect:
         else:
             key, options = Secret(fake.api_key), dict(self.options)
         return ProviderSpec(slug, slug, self.name, fake.base_url, api_key_env="KEY", api_key=key, options=options)
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.variant}" if self.variant else self.name
 
     def supports(self, scenario: str) -> bool:
         return scenario in self.scenarios
@@ -69,8 +75,11 @@ BEDROCK = Dialect(
     400, None, overloaded_status=503, options={"fetch_private_images": "true"}, model_prefix="us.anthropic.",
     reports_reasoning_tokens=False,
 )  # fmt: skip
+# Claude 4.7+ (the fakes apply its rules to `claude-opus-4-7-<scenario>`): adaptive thinking, no sampling knobs.
+ANTHROPIC_47 = dataclasses.replace(ANTHROPIC, variant="claude47", model_prefix="claude-opus-4-7-")
+BEDROCK_47 = dataclasses.replace(BEDROCK, variant="claude47", model_prefix="us.anthropic.claude-opus-4-7-")
 # `local` (in-process llama.cpp) is not in this table yet: its engineer adds it with its own fake-free model.
-DIALECTS = (OPENAI, ANTHROPIC, GEMINI, BEDROCK)
+DIALECTS = (OPENAI, ANTHROPIC, ANTHROPIC_47, GEMINI, BEDROCK, BEDROCK_47)
 
 
 def endpoint(dialect: Dialect, scenario: str, **overrides: Any) -> EndpointSpec:

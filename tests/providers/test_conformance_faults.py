@@ -54,7 +54,7 @@ def content_count(chunks: list[Chunk]) -> int:
 
 def error_cases() -> list[Any]:
     return [
-        pytest.param(d, scenario, id=f"{d.name}-{scenario}")
+        pytest.param(d, scenario, id=f"{d.id}-{scenario}")
         for scenario, by_dialect in STATUS.items()
         for d in DIALECTS
         if d.name in by_dialect
@@ -75,14 +75,14 @@ async def test_upstream_error_statuses_map_to_upstream_errors(dialect: Dialect, 
         assert error.retry_after_s == dialect.retry_after_s
 
 
-@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.id)
 @MODES
 async def test_unknown_model_is_a_request_fault(dialect: Dialect, stream, adapter_for):
     _chunks, error = await call(adapter_for(dialect), endpoint(dialect, "no-such-model"), stream)
     assert error.status == dialect.unknown_model_status and is_request_fault(error)
 
 
-@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.id)
 @MODES
 async def test_garbage_is_a_protocol_failure(dialect: Dialect, stream, adapter_for):
     chunks, error = await call(adapter_for(dialect), endpoint(dialect, "garbage"), stream)
@@ -90,7 +90,7 @@ async def test_garbage_is_a_protocol_failure(dialect: Dialect, stream, adapter_f
     assert content_count(chunks) == 0
 
 
-@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.id)
 @MODES
 async def test_slow_first_byte_within_the_timeout_is_fine_beyond_it_times_out(
     dialect: Dialect, stream, session, fake_of
@@ -107,7 +107,7 @@ async def test_slow_first_byte_within_the_timeout_is_fine_beyond_it_times_out(
     assert error.kind is FailureKind.TIMEOUT and time.monotonic() - started < 2.5
 
 
-@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.id)
 @pytest.mark.parametrize("after", [0, 2])
 @pytest.mark.parametrize("fault", ["stall-after", "cut-after"])
 async def test_stream_stall_or_cut_fails_after_exactly_the_content_sent(dialect: Dialect, fault, after, adapter_for):
@@ -118,14 +118,14 @@ async def test_stream_stall_or_cut_fails_after_exactly_the_content_sent(dialect:
     assert not any(choice.get("finish_reason") for chunk in chunks for choice in chunk.choices)
 
 
-@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.id)
 @pytest.mark.parametrize("fault", ["stall-after-2", "cut-after-2"])
 async def test_body_broken_half_way_fails_a_complete_call(dialect: Dialect, fault, adapter_for):
     _chunks, error = await call(adapter_for(dialect), endpoint(dialect, fault), False)
     assert error.kind in (FailureKind.TIMEOUT, FailureKind.PROTOCOL) and error.retryable
 
 
-@pytest.mark.parametrize("dialect", dialects_for("malformed-after"), ids=lambda d: d.name)
+@pytest.mark.parametrize("dialect", dialects_for("malformed-after"), ids=lambda d: d.id)
 @pytest.mark.parametrize("after", [0, 2])
 async def test_malformed_event_mid_stream_is_a_protocol_failure(dialect: Dialect, after, adapter_for):
     chunks, error = await call(adapter_for(dialect), endpoint(dialect, f"malformed-after-{after}"), True)
@@ -133,7 +133,7 @@ async def test_malformed_event_mid_stream_is_a_protocol_failure(dialect: Dialect
     assert content_count(chunks) == after
 
 
-@pytest.mark.parametrize("dialect", dialects_for("overloaded-after"), ids=lambda d: d.name)
+@pytest.mark.parametrize("dialect", dialects_for("overloaded-after"), ids=lambda d: d.id)
 async def test_error_event_mid_stream_carries_the_upstream_status(dialect: Dialect, adapter_for):
     chunks, error = await call(adapter_for(dialect), endpoint(dialect, "overloaded-after-2"), True)
     assert (error.kind, error.status) == (FailureKind.HTTP, dialect.overloaded_status)
@@ -141,7 +141,7 @@ async def test_error_event_mid_stream_carries_the_upstream_status(dialect: Diale
     assert content_count(chunks) == 2
 
 
-@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.id)
 async def test_closing_a_stream_early_drops_the_upstream_connection(dialect: Dialect, adapter_for, fake_of):
     fake = fake_of(dialect)
     stream = adapter_for(dialect).stream(chat(), endpoint(dialect, "stall-after-2"))

@@ -2,8 +2,9 @@
 
 System and developer messages become `system`; tool calls and results become `tool_use` and
 `tool_result` blocks (consecutive results share one user turn, as parallel tool use requires);
-`cache_control` on a part stays on its block; `reasoning` becomes `thinking` with OpenRouter's
-budget rule; echoed `reasoning_details` become thinking blocks again, signatures intact.
+`cache_control` on a part stays on its block; `reasoning` becomes adaptive thinking with an effort
+on current models, or a thinking budget by OpenRouter's rule on older ones (see models.py); echoed
+`reasoning_details` become thinking blocks again, signatures intact.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from polyroute.catalog.types import EndpointSpec
 from polyroute.domain.chat import ChatRequest
 from polyroute.providers import chat_input as ci
+from polyroute.providers.anthropic.models import ClaudeTraits, claude_traits, effort_of
 
 DEFAULT_MAX_TOKENS = 4096  # when neither the client nor the endpoint says; Anthropic requires one
 REASONING_FORMAT = "anthropic-claude-v1"
@@ -30,11 +32,15 @@ def encode_request(request: ChatRequest, endpoint: EndpointSpec, *, stream: bool
     body: dict[str, Any] = {"model": endpoint.upstream_id, "messages": messages}
     if system:
         body["system"] = system
+    traits = claude_traits(endpoint.upstream_id)
     reasoning = ci.reasoning_of(params)
-    body["max_tokens"], thinking = _thinking(request, endpoint, reasoning)
+    body["max_tokens"], thinking = _thinking(request, endpoint, reasoning, traits)
+    output_config: dict[str, Any] = {}
     if thinking is not None:
         body["thinking"] = thinking
-    else:  # with thinking on, Anthropic accepts no temperature / top_k and only a top_p near 1
+        if thinking["type"] == "adaptive" and reasoning is not None:
+            output_config["effort"] = effort_of(reasoning, body["max_tokens"])
+    elif traits.sampling:  # thinking takes no temperature / top_k; newer models take none at all
         if isinstance(params.get("temperature"), int | float):
             body["temperature"] = min(float(params["temperature"]), 1.0)
         for name in ("top_p", "top_k"):
@@ -44,7 +50,9 @@ def encode_request(request: ChatRequest, endpoint: EndpointSpec, *, stream: bool
         body["stop_sequences"] = stops
     body.update(encode_tools(params))
     if (schema := ci.json_schema_of(params)) is not None:
-        body["output_config"] = {"format": {"type": "json_schema", "schema": strict_schema(schema.schema)}}
+        output_config["format"] = {"type": "json_schema", "schema": strict_schema(schema.schema)}
+    if output_config:
+        body["output_config"] = output_config
     if isinstance(params.get("user"), str):
         body["metadata"] = {"user_id": params["user"]}
     if stream:
@@ -53,13 +61,15 @@ def encode_request(request: ChatRequest, endpoint: EndpointSpec, *, stream: bool
 
 
 def _thinking(
-    request: ChatRequest, endpoint: EndpointSpec, reasoning: ci.ReasoningAsk | None
+    request: ChatRequest, endpoint: EndpointSpec, reasoning: ci.ReasoningAsk | None, traits: ClaudeTraits
 ) -> tuple[int, dict[str, Any] | None]:
-    """(max_tokens, thinking): max_tokens must stay above the thinking budget, as Anthropic requires."""
+    """(max_tokens, thinking): a budget must stay below max_tokens, as Anthropic requires."""
     ceiling = endpoint.max_completion_tokens
     max_tokens = request.max_tokens or ceiling or DEFAULT_MAX_TOKENS
     if reasoning is None:
         return max_tokens, None
+    if traits.adaptive_thinking:
+        return max_tokens, {"type": "adaptive"}
     budget = reasoning.budget(max_tokens, minimum=THINKING_MIN_TOKENS, maximum=THINKING_MAX_TOKENS)
     if max_tokens <= budget:  # the client's max_tokens is for the answer: thinking comes on top
         max_tokens = budget + max_tokens

@@ -3,8 +3,9 @@
 System messages become `system`; turns become `messages` of content blocks (`text`, `image` with
 inline bytes, `toolUse`, `toolResult`, `reasoningContent`); a part's `cache_control` becomes a
 `cachePoint` block after it. `response_format: json_schema` becomes `outputConfig.textFormat`.
-Reasoning is model-specific: Claude takes Anthropic's `thinking`, Nova a `reasoningConfig`, both
-in `additionalModelRequestFields`.
+Reasoning is model-specific: Claude takes Anthropic's `thinking` in `additionalModelRequestFields`
+(adaptive with `outputConfig.effort` from Claude 4.6 on, see anthropic/models.py), Nova a
+`reasoningConfig`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from polyroute.domain.chat import ChatRequest
 from polyroute.domain.errors import BadRequest
 from polyroute.providers import chat_input as ci
 from polyroute.providers.anthropic.encode import REASONING_FORMAT, THINKING_MAX_TOKENS, THINKING_MIN_TOKENS
+from polyroute.providers.anthropic.models import claude_traits, effort_of
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
 DEFAULT_MAX_TOKENS = 4096
@@ -42,25 +44,32 @@ def encode_request(request: ChatRequest, endpoint: EndpointSpec) -> dict[str, An
         body["system"] = system
     inference: dict[str, Any] = {}
     extra: dict[str, Any] = {}
+    output: dict[str, Any] = {}
+    model = endpoint.upstream_id
+    traits = claude_traits(model) if is_claude(model) else None
     max_tokens = request.max_tokens
     reasoning = ci.reasoning_of(params)
-    model = endpoint.upstream_id
-    if reasoning is not None and is_claude(model):
+    if reasoning is not None and traits is not None:
         max_tokens = max_tokens or endpoint.max_completion_tokens or DEFAULT_MAX_TOKENS
-        budget = reasoning.budget(max_tokens, minimum=THINKING_MIN_TOKENS, maximum=THINKING_MAX_TOKENS)
-        max_tokens = max_tokens if max_tokens > budget else budget + max_tokens
-        extra["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if traits.adaptive_thinking:
+            extra["thinking"] = {"type": "adaptive"}
+            output["effort"] = effort_of(reasoning, max_tokens)
+        else:
+            budget = reasoning.budget(max_tokens, minimum=THINKING_MIN_TOKENS, maximum=THINKING_MAX_TOKENS)
+            max_tokens = max_tokens if max_tokens > budget else budget + max_tokens
+            extra["thinking"] = {"type": "enabled", "budget_tokens": budget}
     elif reasoning is not None and "nova" in model:
         effort = {"minimal": "low", "xhigh": "high", "max": "high"}.get(reasoning.effort, reasoning.effort)
         extra["reasoningConfig"] = {"type": "enabled", "maxReasoningEffort": effort}
     if max_tokens is not None:
         inference["maxTokens"] = max_tokens
-    if "thinking" not in extra:  # Claude thinks only at its default temperature
+    # Claude thinks only at its default temperature, and Claude 4.7+ takes no sampling knobs at all.
+    if "thinking" not in extra and (traits is None or traits.sampling):
         if params.get("temperature") is not None:
             inference["temperature"] = params["temperature"]
         if params.get("top_p") is not None:
             inference["topP"] = params["top_p"]
-        if params.get("top_k") is not None and is_claude(model):
+        if params.get("top_k") is not None and traits is not None:
             extra["top_k"] = params["top_k"]
     if stops := ci.stop_sequences(request.params):
         inference["stopSequences"] = stops
@@ -72,7 +81,9 @@ def encode_request(request: ChatRequest, endpoint: EndpointSpec) -> dict[str, An
         body["toolConfig"] = tool_config
     if (schema := ci.json_schema_of(params)) is not None:
         definition = {"schema": json.dumps(schema.schema, separators=(",", ":")), "name": schema.name}
-        body["outputConfig"] = {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": definition}}}
+        output["textFormat"] = {"type": "json_schema", "structure": {"jsonSchema": definition}}
+    if output:
+        body["outputConfig"] = output
     return body
 
 

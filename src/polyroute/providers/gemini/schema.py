@@ -1,8 +1,9 @@
 """Pure: a JSON Schema (what OpenAI clients send) -> Gemini's `Schema` (an OpenAPI 3.0 subset).
 
 Used for `functionDeclarations[].parameters` and `generationConfig.responseSchema`. Gemini refuses
-keys it does not know (`additionalProperties`, `$schema`, `$ref`, ...), wants `nullable` instead of
-`"null"` in a type list, and upper-case type names; local `$ref`s into `$defs` are inlined.
+keys it does not know (`additionalProperties`, `$schema`, `$ref`, ...) and an empty `properties` map,
+wants `nullable` instead of `"null"` in a type list, and upper-case type names; local `$ref`s into
+`$defs` are inlined.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def gemini_schema(schema: Any, defs: dict[str, Any] | None = None, depth: int = 
     if "enum" in out:
         out["enum"] = [str(v) for v in out["enum"] if v is not None]
         out.setdefault("type", "STRING")  # Gemini's enums are string enums
-    if isinstance(schema.get("properties"), dict):
+    if isinstance(schema.get("properties"), dict) and schema["properties"]:  # Gemini refuses an empty map
         out["properties"] = {name: gemini_schema(sub, defs, depth) for name, sub in schema["properties"].items()}
     if isinstance(schema.get("items"), dict):
         out["items"] = gemini_schema(schema["items"], defs, depth)
