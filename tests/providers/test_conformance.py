@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from tests.providers.harness import DIALECTS, Dialect, dialects_for, endpoint
 
+from polyroute.billing.pricing import cost_of
+from polyroute.catalog.types import Pricing
 from polyroute.domain.chat import ChatRequest, Usage
 
 HELLO = [{"role": "user", "content": "hello big world"}]
@@ -243,6 +245,10 @@ async def test_cache_control_writes_then_reads_the_prompt_cache(dialect: Dialect
     assert (first.usage.cache_write_tokens, first.usage.cached_tokens) == (7, 0)
     assert (second.usage.cache_write_tokens, second.usage.cached_tokens) == (0, 7)
     assert first.usage.prompt_tokens == second.usage.prompt_tokens == 7 + 3
+    # Priced at the endpoint's cache prices: writes dearer than fresh input, reads far cheaper.
+    pricing = Pricing(prompt=10, completion=20, input_cache_read=1, input_cache_write=13)
+    assert cost_of(first.usage, pricing).prompt_pusd == 3 * 10 + 7 * 13
+    assert cost_of(second.usage, pricing).prompt_pusd == 3 * 10 + 7 * 1
 
 
 @pytest.mark.parametrize("dialect", [d for d in DIALECTS if d.name == "gemini"], ids=lambda d: d.id)
