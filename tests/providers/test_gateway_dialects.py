@@ -18,7 +18,7 @@ from tests.support.gateway import GatewayProcess
 DIALECTS = ("anthropic", "gemini", "bedrock")
 # Upstream ids per dialect: Bedrock's name their vendor, and its Claude models are the ones that reason.
 PREFIX = {"anthropic": "", "gemini": "", "bedrock": "us.anthropic."}
-SCENARIOS = ("mock-model", "tool-model", "cut-after-2", "error-429", "error-503")
+SCENARIOS = ("mock-model", "tool-model", "cut-after-2", "error-429", "error-503", "error-529")
 PARAMETERS = '["max_tokens", "temperature", "stop", "tools", "tool_choice", "response_format", "reasoning"]'
 HELLO = [{"role": "user", "content": "hello big world"}]
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
@@ -148,6 +148,14 @@ def test_rate_limits_are_429_with_the_upstreams_retry_hint(http: ContractSession
     assert response.status_code == 429
     assert response.headers.get("Retry-After") == retry_after
     assert response.json()["error"]["metadata"]["provider_name"] == f"Fake {dialect.title()}"
+
+
+def test_anthropic_overloaded_529_is_a_502_envelope_with_the_raw_error(http: ContractSession) -> None:
+    response = http.post("chat/completions", json={"model": "conf/anthropic-error-529", "messages": HELLO})
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["message"] == "Provider returned error"
+    assert error["metadata"]["provider_name"] == "Fake Anthropic" and "overloaded_error" in error["metadata"]["raw"]
 
 
 def test_a_failing_bedrock_endpoint_fails_over_to_anthropic(http: ContractSession, bedrock_fake: Any) -> None:

@@ -16,7 +16,7 @@ from polyroute.domain.errors import BadRequest
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
 # Forwarded even when an endpoint's supported_parameters list is silent about them (as for OpenAI hosts).
-ALWAYS_FORWARD = frozenset({"stop", "user", "parallel_tool_calls"})
+ALWAYS_FORWARD = frozenset({"stop", "user", "parallel_tool_calls", "cache_control"})
 # OpenRouter's share of max_tokens spent on reasoning per effort level.
 EFFORT_RATIO = {"max": 0.95, "xhigh": 0.95, "high": 0.8, "medium": 0.5, "low": 0.2, "minimal": 0.1}
 _DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)(?:;[\w=.+-]+)*;base64,(?P<data>.*)", re.DOTALL)

@@ -311,3 +311,7 @@ def test_effort_from_an_explicit_budget_is_the_nearest_level():
     assert effort_of(ReasoningAsk(effort="minimal"), 1000) == "low"
     assert effort_of(ReasoningAsk(max_tokens=8000), 10_000) == "high"
     assert effort_of(ReasoningAsk(max_tokens=500), 10_000) == "low"
+
+
+def test_top_level_cache_control_asks_for_automatic_caching():
+    assert encode(cache_control={"type": "ephemeral"})["cache_control"] == {"type": "ephemeral"}

@@ -182,3 +182,8 @@ def test_signing_covers_the_encoded_path_and_the_exact_body():
         signer = SigV4Auth(Credentials("AKIDEXAMPLE", "secret", "token"), "bedrock", "us-west-2")
         signature = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
         assert (signature in headers["Authorization"]) == same
+
+
+def test_top_level_cache_control_puts_a_cache_point_after_the_prompt():
+    body = encode([{"role": "user", "content": "long question"}], cache_control={"type": "ephemeral"})
+    assert body["messages"][-1]["content"] == [{"text": "long question"}, {"cachePoint": {"type": "default"}}]

@@ -55,6 +55,8 @@ def encode_request(request: ChatRequest, endpoint: EndpointSpec, *, stream: bool
         body["output_config"] = output_config
     if isinstance(params.get("user"), str):
         body["metadata"] = {"user_id": params["user"]}
+    if isinstance(params.get("cache_control"), dict):  # automatic caching: Anthropic places the breakpoint
+        body["cache_control"] = params["cache_control"]
     if stream:
         body["stream"] = True
     return body

@@ -77,6 +77,10 @@ def encode_request(request: ChatRequest, endpoint: EndpointSpec) -> dict[str, An
         body["inferenceConfig"] = inference
     if extra:
         body["additionalModelRequestFields"] = extra
+    if isinstance(params.get("cache_control"), dict) and body["messages"]:
+        last = body["messages"][-1]["content"]  # automatic caching: a breakpoint after the whole prompt
+        if "cachePoint" not in last[-1]:
+            last.append(dict(CACHE_POINT))
     if (tool_config := encode_tools(params, body["messages"])) is not None:
         body["toolConfig"] = tool_config
     if (schema := ci.json_schema_of(params)) is not None:
