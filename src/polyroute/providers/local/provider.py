@@ -130,6 +130,9 @@ async def _chunks(events: asyncio.Queue[tuple[Any, ...]]) -> AsyncGenerator[Chun
             yield Chunk(choices=[{"index": 0, "delta": delta, "finish_reason": None}], has_content=True)
         elif kind == "done":
             finish, produced = event[1], event[2]
-            choice = {"index": 0, "delta": {}, "finish_reason": finish, "native_finish_reason": finish}
-            yield Chunk(choices=[choice], usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=produced))
+            last_delta: dict[str, Any] = {"role": "assistant"} if first else {}
+            choice = {"index": 0, "delta": last_delta, "finish_reason": finish, "native_finish_reason": finish}
+            yield Chunk(choices=[choice])
+            # Usage last, in a chunk of its own, as OpenAI's `stream_options.include_usage` does.
+            yield Chunk(choices=[], usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=produced))
             return
