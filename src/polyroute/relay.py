@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,6 @@ from polyroute.providers.errors import UpstreamError
 from polyroute.providers.registry import ProviderPool
 from polyroute.relay_failures import is_request_fault, upstream_failure
 from polyroute.routing.plan import Attempt, plan_attempts
-from polyroute.usage_log.store import GenerationStore
 
 
 class Keepalive:
@@ -278,7 +277,7 @@ class Relay:
             "app_title": request.attribution.title,
             "error_code": error_code,
         }
-        await self._ledger.finish(hold, cost.total_pusd, GenerationStore.insert_work(row))
+        await self._ledger.finish(hold, cost.total_pusd, row)
 
     async def _finish_failure(
         self,
@@ -306,20 +305,18 @@ class Relay:
         )
 
 
-def void_record(closed: ClosedReservation) -> Callable[[Any], Awaitable[None]]:
+def void_record(closed: ClosedReservation) -> dict[str, Any]:
     """The generation record of a request whose process died: what it was and that it was voided."""
-    return GenerationStore.insert_work(
-        {
-            "id": closed.ref,
-            "account_id": closed.account_id,
-            "key_hash": closed.key_hash,
-            "model": closed.model,
-            "provider": "unknown",
-            "status": "void",
-            "finish_reason": None,
-            "created_at": closed.created_at,
-        }
-    )
+    return {
+        "id": closed.ref,
+        "account_id": closed.account_id,
+        "key_hash": closed.key_hash,
+        "model": closed.model,
+        "provider": "unknown",
+        "status": "void",
+        "finish_reason": None,
+        "created_at": closed.created_at,
+    }
 
 
 def _finished(chunk: Chunk) -> bool:

@@ -12,27 +12,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polyroute.billing import ledger_store as store
-from polyroute.billing.ledger import Ledger, Work
+from polyroute.billing.ledger import Ledger
+from polyroute.billing.ledger_units import RecordFor
 from polyroute.db.tables import utc_now
 from polyroute.db.write_batcher import WriteBatcher
 
 log = logging.getLogger(__name__)
 
-VoidRecord = Callable[[store.ClosedReservation], Work | None]
-
 
 class LeaseKeeper:
-    def __init__(self, ledger: Ledger, batcher: WriteBatcher, on_void: VoidRecord | None = None) -> None:
+    def __init__(self, ledger: Ledger, batcher: WriteBatcher, record_for: RecordFor | None = None) -> None:
+        """`record_for` makes the usage record of a voided request (written with the void)."""
         self._ledger = ledger
         self._batcher = batcher
-        self._on_void = on_void
+        self._record_for = record_for
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> int:
@@ -57,17 +57,17 @@ class LeaseKeeper:
         return await self._batcher.run(work)
 
     async def sweep(self) -> int:
-        voided = await self._ledger.void_expired(on_void=self._on_void)
+        voided = await self._ledger.void_expired(record_for=self._record_for)
         if voided:
             log.warning("voided %d reservation(s) whose lease lapsed (their process stopped)", voided)
         return voided
 
     @staticmethod
-    async def _every(interval_s: float, job: Callable[[], object]) -> None:
+    async def _every(interval_s: float, job: Callable[[], Awaitable[int]]) -> None:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await job()  # type: ignore[misc]
+                await job()
             except (SQLAlchemyError, OSError, RuntimeError) as error:
                 log.warning("lease job failed (%s); trying again in %.1f s", type(error).__name__, interval_s)
 

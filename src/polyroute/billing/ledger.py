@@ -23,8 +23,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyroute.billing import ledger_store as store
-from polyroute.billing.ledger_store import KeyBudget, ReserveOutcome
-from polyroute.billing.periods import utc_today
+from polyroute.billing.ledger_store import CloseRequest, KeyBudget, ReserveOutcome, ReserveRequest
+from polyroute.billing.ledger_units import CloseUnit, Record, RecordFor, RecordWriter, ReserveUnit
 from polyroute.billing.reservation import (
     NEGATIVE_BALANCE_MESSAGE,
     EndpointTerms,
@@ -41,6 +41,12 @@ from polyroute.domain.errors import GatewayError, PaymentRequired
 log = logging.getLogger(__name__)
 
 Work = Callable[[AsyncConnection], Awaitable[object]]
+
+
+async def _no_records(conn: AsyncConnection, rows: list[Record]) -> None:
+    """The default record writer: records are dropped (for a ledger used without a usage log)."""
+
+
 _FIT_ATTEMPTS = 3  # a refused reservation is re-fitted to what is left; others may race for it
 _FINISH_RETRY_S = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
 
@@ -72,11 +78,13 @@ class Ledger:
         engine: AsyncEngine,
         batcher: WriteBatcher,
         *,
+        write_records: RecordWriter = _no_records,
         lease_s: float = 60.0,
         finish_wait_s: float = 5.0,
     ) -> None:
         self._engine = engine
         self._batcher = batcher
+        self._write_records = write_records
         self.lease_s = lease_s
         self._finish_wait_s = finish_wait_s
         self.open_holds: dict[str, Hold] = {}  # reserved and not yet closed, by ref (leases renew these)
@@ -111,19 +119,8 @@ class Ledger:
 
     async def _reserve(self, hold: Hold, model: str) -> ReserveOutcome:
         expires_at = utc_now() + timedelta(seconds=self.lease_s)
-
-        async def work(conn: AsyncConnection) -> ReserveOutcome:
-            return await store.reserve(
-                conn,
-                ref=hold.ref,
-                key=hold.key,
-                amount_pusd=hold.amount_pusd,
-                model=model,
-                expires_at=expires_at,
-                today=utc_today(),
-            )
-
-        future = self._submit(work)
+        unit = ReserveUnit(ReserveRequest(hold.ref, hold.key, hold.amount_pusd, model, expires_at))
+        future = self._submit(unit)
         try:
             outcome = await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -137,7 +134,7 @@ class Ledger:
             self.open_holds[hold.ref] = hold
         return outcome
 
-    def _submit(self, work: Callable[[AsyncConnection], Awaitable[ReserveOutcome]]) -> asyncio.Future[ReserveOutcome]:
+    def _submit(self, work: ReserveUnit) -> asyncio.Future[ReserveOutcome]:
         try:
             return self._batcher.submit(work)
         except RuntimeError:
@@ -160,11 +157,13 @@ class Ledger:
             raise PaymentRequired(NEGATIVE_BALANCE_MESSAGE, metadata={"limit_source": "account"})
 
     # --- finish -----------------------------------------------------------------------------------
-    async def finish(self, hold: Hold, charge_pusd: int, record: Work | None = None) -> None:
+    async def finish(self, hold: Hold, charge_pusd: int, record: Record | None = None) -> None:
         """Settle `charge_pusd` (release when 0) and write `record` in the same transaction. Once per hold."""
         if hold.done:
             return
         hold.done = True
+        if hold.amount_pusd == 0 and record is None:
+            return  # nothing was held and nothing is to be written
         task = asyncio.ensure_future(self._close(hold, charge_pusd, record))
         self._track(task)
         try:
@@ -176,7 +175,7 @@ class Ledger:
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
 
-    async def _close(self, hold: Hold, charge_pusd: int, record: Work | None) -> None:
+    async def _close(self, hold: Hold, charge_pusd: int, record: Record | None) -> None:
         try:
             try:
                 await self._run_retrying(self._closing_work(hold, charge_pusd, record), hold.ref)
@@ -197,30 +196,19 @@ class Ledger:
         finally:
             self.open_holds.pop(hold.ref, None)
 
-    @staticmethod
-    def _closing_work(hold: Hold, charge_pusd: int, record: Work | None) -> Work:
-        kind = "settle" if charge_pusd > 0 else "release"
+    def _closing_work(self, hold: Hold, charge_pusd: int, record: Record | None) -> CloseUnit:
+        request = None
+        if hold.amount_pusd > 0:
+            request = CloseRequest(hold.ref, "settle" if charge_pusd > 0 else "release", charge_pusd)
+        return CloseUnit(request, self._write_records, record)
 
-        async def work(conn: AsyncConnection) -> None:
-            if hold.amount_pusd > 0:
-                closed = await store.close(conn, hold.ref, kind=kind, charge_pusd=charge_pusd, today=utc_today())
-                if closed is None:
-                    log.warning(
-                        "reservation %s was already closed (voided?): its %s of %d pUSD is not applied",
-                        hold.ref,
-                        kind,
-                        charge_pusd,
-                    )
-            if record is not None:
-                await record(conn)
-
-        return work
-
-    async def _run_retrying(self, work: Work, ref: str) -> None:
+    async def _run_retrying(self, work: CloseUnit, ref: str) -> None:
         """Run `work`, retrying while the database is unreachable (up to about 40 s)."""
         for delay_s in _FINISH_RETRY_S:
             try:
-                await self._batcher.run(work)
+                closed = await self._batcher.run(work)
+                if closed is None and work.request is not None:
+                    log.warning("reservation %s was already closed (voided?): not charged again", ref)
                 return
             except (OperationalError, InterfaceError) as error:
                 log.warning("settling %s failed (%s); retrying in %.1f s", ref, type(error).__name__, delay_s)
@@ -239,22 +227,18 @@ class Ledger:
 
         return await self._batcher.run(work)
 
-    async def void_expired(
-        self, now: datetime | None = None, on_void: Callable[[store.ClosedReservation], Work | None] | None = None
-    ) -> int:
+    async def void_expired(self, now: datetime | None = None, record_for: RecordFor | None = None) -> int:
         """Void every reservation whose lease lapsed before `now`; returns how many were voided."""
         moment = now or utc_now()
         async with self._engine.connect() as conn:
             refs = await store.expired_refs(conn, moment)
-
-        async def void(conn: AsyncConnection, ref: str) -> bool:
-            closed = await store.close(conn, ref, kind="void", today=utc_today(), expired_before=moment)
-            if closed is not None and on_void is not None and (extra := on_void(closed)) is not None:
-                await extra(conn)
-            return closed is not None
-
-        units = [self._batcher.submit(lambda conn, ref=ref: void(conn, ref)) for ref in refs]  # type: ignore[misc]
-        return sum(bool(done) for done in await asyncio.gather(*units))
+        units = [
+            self._batcher.submit(
+                CloseUnit(CloseRequest(ref, "void", expired_before=moment), self._write_records, None, record_for)
+            )
+            for ref in refs
+        ]
+        return sum(closed is not None for closed in await asyncio.gather(*units))
 
 
 def _payment_required(refusal: Refusal, outcome: ReserveOutcome, key: KeyBudget) -> PaymentRequired:

@@ -1,212 +1,283 @@
-"""The ledger in SQL: each function is one unit of work on an open connection (see db/write_batcher).
+"""The ledger in SQL: reserve, settle, release, void, grant, renew and reads, on an open connection.
 
-Every unit keeps the running totals (`account_balances`, `key_spend`) equal to the append-only
+Every write keeps the running totals (`account_balances`, `key_spend`) equal to the append-only
 `ledger_entries` by writing both in the same transaction, and decides with conditional statements,
 never read-then-write, so concurrent workers and hosts cannot overspend on SQLite or PostgreSQL:
 
 - reserve: `UPDATE account_balances SET reserved = reserved + x WHERE credits - spent - reserved >= x`,
-  then the key's spend row (upserted) with its limit in the `WHERE`; a refusal undoes nothing
-  because it changed nothing (or compensates the account update inside the same transaction).
-- settle / release / void: `DELETE FROM reservations WHERE ref = ... RETURNING amount` decides who
+  then, for a key with a limit, its spend row (upserted) with the limit in the `WHERE`. A refusal
+  changes nothing (a key refusal undoes its account hold inside the same transaction).
+- settle / release / void: `DELETE FROM reservations WHERE ref IN (...) RETURNING ...` decides who
   closes a reservation, so each one is closed exactly once whoever races (request, sweeper, retry).
+
+The `*_many` forms take a whole group-commit batch (db/write_batcher.py): the conditional holds run
+one statement per request, everything else (inserts, total updates aggregated per account and key)
+one statement per batch. Statements are built once and reused with bound parameters.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, func, insert, literal, select, update
+from sqlalchemy import Date, Update, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
+from polyroute.billing.ledger_types import Balance, ClosedReservation, KeyBudget, KeySpend, ReserveOutcome
 from polyroute.billing.periods import period_starts
-from polyroute.db.tables import account_balances, key_spend, ledger_entries, reservations, utc_now
+from polyroute.db.tables import UtcDateTime, account_balances, key_spend, ledger_entries, reservations, utc_now
+
+__all__ = ["Balance", "ClosedReservation", "KeyBudget", "KeySpend", "ReserveOutcome"]
 
 CLOSING_KINDS = ("settle", "release", "void")
+_RESERVED = ReserveOutcome(True, 0, None)  # availability is only worked out for refusals
+_PERIODS = {"daily": ("day_start", "day_spent_pusd", "b_day")}
+_PERIODS |= {
+    "weekly": ("week_start", "week_spent_pusd", "b_week"),
+    "monthly": ("month_start", "month_spent_pusd", "b_month"),
+}
 
 
 @dataclass(frozen=True, slots=True)
-class KeyBudget:
-    """The paying key: whose account it draws on, and its own limit (None = no limit)."""
-
-    key_hash: str
-    account_id: int
-    limit_pusd: int | None = None
-    limit_reset: str | None = None  # "daily" | "weekly" | "monthly" | None (all time)
-
-
-@dataclass(frozen=True, slots=True)
-class ReserveOutcome:
-    reserved: bool
-    account_available_pusd: int  # what the account could still reserve (after this one, if reserved)
-    key_available_pusd: int | None  # the same for the key's limit; None = no limit
-
-    @property
-    def limited_by(self) -> str:
-        key = self.key_available_pusd
-        return "key" if key is not None and key < self.account_available_pusd else "account"
-
-    @property
-    def budget_pusd(self) -> int:
-        key = self.key_available_pusd
-        return self.account_available_pusd if key is None else min(key, self.account_available_pusd)
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedReservation:
+class ReserveRequest:
     ref: str
-    account_id: int
-    key_hash: str
-    amount_pusd: int  # what was held
+    key: KeyBudget
+    amount_pusd: int  # > 0
     model: str
-    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
-class Balance:
-    account_id: int
-    credits_pusd: int
-    spent_pusd: int
-    reserved_pusd: int
-
-    @property
-    def balance_pusd(self) -> int:
-        return self.credits_pusd - self.spent_pusd
-
-    @property
-    def available_pusd(self) -> int:
-        return self.credits_pusd - self.spent_pusd - self.reserved_pusd
+class CloseRequest:
+    ref: str
+    kind: str  # settle | release | void
+    charge_pusd: int = 0  # settle only; may exceed the hold
+    expired_before: datetime | None = None  # void only what expired before this
 
 
-@dataclass(frozen=True, slots=True)
-class KeySpend:
-    reserved_pusd: int = 0
-    spent_pusd: int = 0
-    daily_pusd: int = 0
-    weekly_pusd: int = 0
-    monthly_pusd: int = 0
+# --- statements (built once) ----------------------------------------------------------------------
+_available = account_balances.c.credits_pusd - account_balances.c.spent_pusd - account_balances.c.reserved_pusd
+_HOLD_ON_ACCOUNT = (
+    update(account_balances)
+    .where(account_balances.c.account_id == bindparam("b_account"), _available >= bindparam("b_amount"))
+    .values(
+        reserved_pusd=account_balances.c.reserved_pusd + bindparam("b_amount"),
+        updated_at=bindparam("b_now", type_=UtcDateTime()),
+    )
+)
+_UNDO_ACCOUNT_HOLD = (
+    update(account_balances)
+    .where(account_balances.c.account_id == bindparam("b_account"))
+    .values(reserved_pusd=account_balances.c.reserved_pusd - bindparam("b_amount"))
+)
+_CLOSE_ON_ACCOUNT = (
+    update(account_balances)
+    .where(account_balances.c.account_id == bindparam("b_account"))
+    .values(
+        reserved_pusd=account_balances.c.reserved_pusd - bindparam("b_held"),
+        spent_pusd=account_balances.c.spent_pusd + bindparam("b_charge"),
+        updated_at=bindparam("b_now", type_=UtcDateTime()),
+    )
+)
+_DELETE_RESERVATIONS = (
+    delete(reservations).where(reservations.c.ref.in_(bindparam("b_refs", expanding=True))).returning(*reservations.c)
+)
+_DELETE_EXPIRED = (
+    delete(reservations)
+    .where(reservations.c.ref == bindparam("b_ref"), reservations.c.expires_at < bindparam("b_before"))
+    .returning(*reservations.c)
+)
+_INSERT_RESERVATIONS = insert(reservations)
+_INSERT_ENTRIES = insert(ledger_entries)
 
-    def usage_toward_limit(self, limit_reset: str | None) -> int:
-        return {"daily": self.daily_pusd, "weekly": self.weekly_pusd, "monthly": self.monthly_pusd}.get(
-            limit_reset or "", self.spent_pusd
-        )
 
-
-_PERIOD_COLUMNS = {"daily": ("day_start", "day_spent_pusd"), "weekly": ("week_start", "week_spent_pusd")}
-_PERIOD_COLUMNS["monthly"] = ("month_start", "month_spent_pusd")
-
-
-def _dialect_insert(conn: AsyncConnection, table: Any) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def _period_usage(reset: str | None, today: date, table: Any = key_spend) -> ColumnElement[int]:
-    """The key's spend counted toward a limit with this reset, as of `today`."""
+def _period_usage(reset: str | None) -> ColumnElement[int]:
+    """The key's spend toward a limit with this reset; period starts are bound as b_day/b_week/b_month."""
     if reset is None:
-        return table.c.spent_pusd  # type: ignore[no-any-return]
-    start_column, spent_column = _PERIOD_COLUMNS[reset]
-    start = period_starts(today)[reset]
-    return case((table.c[start_column] == start, table.c[spent_column]), else_=literal(0))
+        return key_spend.c.spent_pusd
+    start, spent, param = _PERIODS[reset]
+    return case((key_spend.c[start] == bindparam(param, type_=Date()), key_spend.c[spent]), else_=0)
 
 
-async def _entry(
-    conn: AsyncConnection, ref: str, kind: str, account_id: int, key_hash: str | None, amount: int, note: str | None
-) -> None:
-    values = {"ref": ref, "kind": kind, "account_id": account_id, "key_hash": key_hash, "amount_pusd": amount}
-    await conn.execute(insert(ledger_entries).values(**values, note=note, created_at=utc_now()))
+def _period_params(today: date) -> dict[str, date]:
+    starts = period_starts(today)
+    return {param: starts[reset] for reset, (_, _, param) in _PERIODS.items()}
 
 
-# --- grants ---------------------------------------------------------------------------------------
-async def grant(conn: AsyncConnection, account_id: int, amount_pusd: int, ref: str, note: str | None) -> Balance:
-    """Add credits (amount > 0). Idempotent per `ref`: a repeated grant ref raises IntegrityError."""
-    if amount_pusd <= 0:
-        raise ValueError("a grant must be a positive amount")
-    await _entry(conn, ref, "grant", account_id, None, amount_pusd, note)
-    upsert = _dialect_insert(conn, account_balances).values(
-        account_id=account_id, credits_pusd=amount_pusd, updated_at=utc_now()
+@cache
+def _key_hold(dialect: str, limited: bool, reset: str | None) -> Any:
+    """Upsert the key's spend row, adding to its hold; with a limit, only if the limit allows it."""
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert_(key_spend).values(
+        key_hash=bindparam("b_key"), account_id=bindparam("b_account"), reserved_pusd=bindparam("b_amount")
     )
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[account_balances.c.account_id],
-        set_={"credits_pusd": account_balances.c.credits_pusd + amount_pusd, "updated_at": utc_now()},
+    where = None
+    if limited:
+        where = _period_usage(reset) + key_spend.c.reserved_pusd + bindparam("b_amount") <= bindparam("b_limit")
+    return statement.on_conflict_do_update(
+        index_elements=[key_spend.c.key_hash],
+        set_={"reserved_pusd": key_spend.c.reserved_pusd + statement.excluded.reserved_pusd},
+        where=where,
     )
-    await conn.execute(upsert)
-    found = await read_balance(conn, account_id)
-    assert found is not None
-    return found
+
+
+@cache
+def _close_on_key() -> Update:
+    values: dict[str, Any] = {
+        "reserved_pusd": key_spend.c.reserved_pusd - bindparam("b_held"),
+        "spent_pusd": key_spend.c.spent_pusd + bindparam("b_charge"),
+    }
+    for start, spent, param in _PERIODS.values():
+        this_period = key_spend.c[start] == bindparam(param, type_=Date())
+        values[spent] = case((this_period, key_spend.c[spent] + bindparam("b_charge")), else_=bindparam("b_charge"))
+        values[start] = bindparam(param, type_=Date())
+    return update(key_spend).where(key_spend.c.key_hash == bindparam("b_key")).values(**values)
+
+
+def _entry(
+    ref: str, kind: str, account_id: int, key_hash: str | None, amount: int, note: str | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "kind": kind,
+        "account_id": account_id,
+        "key_hash": key_hash,
+        "amount_pusd": amount,
+        "note": note,
+        "created_at": now,
+    }
 
 
 # --- reserve --------------------------------------------------------------------------------------
-async def reserve(
-    conn: AsyncConnection,
-    *,
-    ref: str,
-    key: KeyBudget,
-    amount_pusd: int,
-    model: str,
-    expires_at: datetime,
-    today: date,
-) -> ReserveOutcome:
-    """Hold `amount_pusd` (> 0) for request `ref` if both the account and the key's limit allow it."""
-    held = await conn.execute(
-        update(account_balances)
-        .where(
-            account_balances.c.account_id == key.account_id,
-            account_balances.c.credits_pusd - account_balances.c.spent_pusd - account_balances.c.reserved_pusd
-            >= amount_pusd,
-        )
-        .values(reserved_pusd=account_balances.c.reserved_pusd + amount_pusd, updated_at=utc_now())
-    )
-    if held.rowcount != 1:
-        return await _refused(conn, key, today)
-    if not await _hold_on_key(conn, key, amount_pusd, today):
+async def reserve_many(conn: AsyncConnection, requests: list[ReserveRequest], today: date) -> list[ReserveOutcome]:
+    now = utc_now()
+    outcomes: list[ReserveOutcome] = []
+    held: list[ReserveRequest] = []
+    unlimited: defaultdict[tuple[str, int], int] = defaultdict(int)
+    for request in requests:
+        key = request.key
+        params = {"b_account": key.account_id, "b_amount": request.amount_pusd, "b_now": now}
+        if (await conn.execute(_HOLD_ON_ACCOUNT, params)).rowcount != 1:
+            outcomes.append(await _refused(conn, key, today))
+            continue
+        if key.limit_pusd is None:
+            unlimited[(key.key_hash, key.account_id)] += request.amount_pusd  # one upsert per key, below
+        elif not await _hold_on_limited_key(conn, request, today):
+            await conn.execute(_UNDO_ACCOUNT_HOLD, params)
+            outcomes.append(await _refused(conn, key, today))
+            continue
+        held.append(request)
+        outcomes.append(_RESERVED)
+    if unlimited:
+        rows = [{"b_key": k, "b_account": a, "b_amount": x} for (k, a), x in unlimited.items()]
+        await conn.execute(_key_hold(conn.dialect.name, False, None), rows)
+    if held:
         await conn.execute(
-            update(account_balances)
-            .where(account_balances.c.account_id == key.account_id)
-            .values(reserved_pusd=account_balances.c.reserved_pusd - amount_pusd)
+            _INSERT_RESERVATIONS,
+            [
+                {
+                    "ref": r.ref,
+                    "account_id": r.key.account_id,
+                    "key_hash": r.key.key_hash,
+                    "amount_pusd": r.amount_pusd,
+                    "model": r.model,
+                    "created_at": now,
+                    "expires_at": r.expires_at,
+                }
+                for r in held
+            ],
         )
-        return await _refused(conn, key, today)
-    row = {"ref": ref, "account_id": key.account_id, "key_hash": key.key_hash, "amount_pusd": amount_pusd}
-    await conn.execute(insert(reservations).values(**row, model=model, created_at=utc_now(), expires_at=expires_at))
-    await _entry(conn, ref, "reserve", key.account_id, key.key_hash, amount_pusd, model)
-    return ReserveOutcome(True, *(await _availability(conn, key, today)))
+        entries = [
+            _entry(r.ref, "reserve", r.key.account_id, r.key.key_hash, r.amount_pusd, r.model, now) for r in held
+        ]
+        await conn.execute(_INSERT_ENTRIES, entries)
+    return outcomes
 
 
-async def _hold_on_key(conn: AsyncConnection, key: KeyBudget, amount_pusd: int, today: date) -> bool:
-    if key.limit_pusd is not None and amount_pusd > key.limit_pusd:
-        return False  # also covers a key without a spend row yet
-    upsert = _dialect_insert(conn, key_spend).values(
-        key_hash=key.key_hash, account_id=key.account_id, reserved_pusd=amount_pusd
-    )
-    where = None
-    if key.limit_pusd is not None:
-        where = _period_usage(key.limit_reset, today) + key_spend.c.reserved_pusd + amount_pusd <= key.limit_pusd
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[key_spend.c.key_hash],
-        set_={"reserved_pusd": key_spend.c.reserved_pusd + amount_pusd},
-        where=where,
-    )
-    return bool((await conn.execute(upsert)).rowcount == 1)
-
-
-async def _availability(conn: AsyncConnection, key: KeyBudget, today: date) -> tuple[int, int | None]:
-    balance = await read_balance(conn, key.account_id)
-    account = 0 if balance is None else balance.available_pusd
-    if key.limit_pusd is None:
-        return account, None
-    query = select(_period_usage(key.limit_reset, today) + key_spend.c.reserved_pusd).where(
-        key_spend.c.key_hash == key.key_hash
-    )
-    used = (await conn.execute(query)).scalar_one_or_none() or 0
-    return account, key.limit_pusd - int(used)
+async def _hold_on_limited_key(conn: AsyncConnection, request: ReserveRequest, today: date) -> bool:
+    key = request.key
+    assert key.limit_pusd is not None
+    if request.amount_pusd > key.limit_pusd:
+        return False  # also covers a key without a spend row yet (the insert path has no WHERE)
+    params = {
+        "b_key": key.key_hash,
+        "b_account": key.account_id,
+        "b_amount": request.amount_pusd,
+        "b_limit": key.limit_pusd,
+        **_period_params(today),
+    }
+    statement = _key_hold(conn.dialect.name, True, key.limit_reset)
+    return bool((await conn.execute(statement, params)).rowcount == 1)
 
 
 async def _refused(conn: AsyncConnection, key: KeyBudget, today: date) -> ReserveOutcome:
-    return ReserveOutcome(False, *(await _availability(conn, key, today)))
+    balance = await read_balance(conn, key.account_id)
+    account = 0 if balance is None else balance.available_pusd
+    if key.limit_pusd is None:
+        return ReserveOutcome(False, account, None)
+    query = select(_period_usage(key.limit_reset) + key_spend.c.reserved_pusd).where(
+        key_spend.c.key_hash == key.key_hash
+    )
+    used = (await conn.execute(query, _period_params(today))).scalar_one_or_none() or 0
+    return ReserveOutcome(False, account, key.limit_pusd - int(used))
+
+
+async def reserve(
+    conn: AsyncConnection, *, ref: str, key: KeyBudget, amount_pusd: int, model: str, expires_at: datetime, today: date
+) -> ReserveOutcome:
+    """Hold `amount_pusd` (> 0) for request `ref` if both the account and the key's limit allow it."""
+    [outcome] = await reserve_many(conn, [ReserveRequest(ref, key, amount_pusd, model, expires_at)], today)
+    return outcome
 
 
 # --- settle, release, void ------------------------------------------------------------------------
+async def close_many(
+    conn: AsyncConnection, requests: list[CloseRequest], today: date
+) -> list[ClosedReservation | None]:
+    """Close each reservation once: None for one already closed (or, with `expired_before`, not expired)."""
+    for request in requests:
+        if request.kind not in CLOSING_KINDS or (request.kind != "settle" and request.charge_pusd):
+            raise ValueError(f"cannot {request.kind} with a charge of {request.charge_pusd}")
+    found: dict[str, Any] = {}
+    plain = [r.ref for r in requests if r.expired_before is None]
+    if plain:
+        found.update((row.ref, row) for row in await conn.execute(_DELETE_RESERVATIONS, {"b_refs": plain}))
+    for request in requests:
+        if request.expired_before is not None:
+            params = {"b_ref": request.ref, "b_before": request.expired_before}
+            found.update((row.ref, row) for row in await conn.execute(_DELETE_EXPIRED, params))
+    now = utc_now()
+    results: list[ClosedReservation | None] = []
+    accounts: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0])
+    keys: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
+    entries = []
+    for request in requests:
+        row = found.pop(request.ref, None)  # a ref closed twice in one batch: only the first finds it
+        if row is None:
+            results.append(None)
+            continue
+        closed = ClosedReservation(row.ref, row.account_id, row.key_hash, row.amount_pusd, row.model, row.created_at)
+        results.append(closed)
+        for totals in (accounts[closed.account_id], keys[closed.key_hash]):
+            totals[0] += closed.amount_pusd
+            totals[1] += request.charge_pusd
+        amount = request.charge_pusd if request.kind == "settle" else closed.amount_pusd
+        entries.append(_entry(request.ref, request.kind, closed.account_id, closed.key_hash, amount, None, now))
+    if entries:
+        account_rows = [{"b_account": a, "b_held": h, "b_charge": c, "b_now": now} for a, (h, c) in accounts.items()]
+        await conn.execute(_CLOSE_ON_ACCOUNT, account_rows)
+        periods = _period_params(today)
+        key_rows = [{"b_key": k, "b_held": h, "b_charge": c, **periods} for k, (h, c) in keys.items()]
+        await conn.execute(_close_on_key(), key_rows)
+        await conn.execute(_INSERT_ENTRIES, entries)
+    return results
+
+
 async def close(
     conn: AsyncConnection,
     ref: str,
@@ -218,49 +289,27 @@ async def close(
 ) -> ClosedReservation | None:
     """Close reservation `ref`: settle charges `charge_pusd` (may exceed the hold), release and void
     charge nothing. None when it is already closed (or, with `expired_before`, not yet expired)."""
-    if kind not in CLOSING_KINDS or (kind != "settle" and charge_pusd):
-        raise ValueError(f"cannot {kind} with a charge of {charge_pusd}")
-    query = delete(reservations).where(reservations.c.ref == ref)
-    if expired_before is not None:
-        query = query.where(reservations.c.expires_at < expired_before)
-    found = (await conn.execute(query.returning(*reservations.c))).one_or_none()
-    if found is None:
-        return None
-    closed = ClosedReservation(
-        found.ref, found.account_id, found.key_hash, found.amount_pusd, found.model, found.created_at
-    )
-    held = closed.amount_pusd
-    await conn.execute(
-        update(account_balances)
-        .where(account_balances.c.account_id == closed.account_id)
-        .values(
-            reserved_pusd=account_balances.c.reserved_pusd - held,
-            spent_pusd=account_balances.c.spent_pusd + charge_pusd,
-            updated_at=utc_now(),
-        )
-    )
-    await conn.execute(
-        update(key_spend)
-        .where(key_spend.c.key_hash == closed.key_hash)
-        .values(**_spend_values(held, charge_pusd, today))
-    )
-    amount = charge_pusd if kind == "settle" else held
-    await _entry(conn, ref, kind, closed.account_id, closed.key_hash, amount, None)
+    [closed] = await close_many(conn, [CloseRequest(ref, kind, charge_pusd, expired_before)], today)
     return closed
 
 
-def _spend_values(held: int, charge: int, today: date) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "reserved_pusd": key_spend.c.reserved_pusd - held,
-        "spent_pusd": key_spend.c.spent_pusd + charge,
-    }
-    for reset, start in period_starts(today).items():
-        start_column, spent_column = _PERIOD_COLUMNS[reset]
-        values[spent_column] = case(
-            (key_spend.c[start_column] == start, key_spend.c[spent_column] + charge), else_=literal(charge)
-        )
-        values[start_column] = start
-    return values
+# --- grants and leases ----------------------------------------------------------------------------
+async def grant(conn: AsyncConnection, account_id: int, amount_pusd: int, ref: str, note: str | None) -> Balance:
+    """Add credits (amount > 0). Idempotent per `ref`: a repeated grant ref raises IntegrityError."""
+    if amount_pusd <= 0:
+        raise ValueError("a grant must be a positive amount")
+    now = utc_now()
+    await conn.execute(_INSERT_ENTRIES, [_entry(ref, "grant", account_id, None, amount_pusd, note, now)])
+    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    upsert = insert_(account_balances).values(account_id=account_id, credits_pusd=amount_pusd, updated_at=now)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[account_balances.c.account_id],
+        set_={"credits_pusd": account_balances.c.credits_pusd + amount_pusd, "updated_at": now},
+    )
+    await conn.execute(upsert)
+    found = await read_balance(conn, account_id)
+    assert found is not None
+    return found
 
 
 async def renew(conn: AsyncConnection, refs: list[str], expires_at: datetime) -> int:
@@ -273,18 +322,17 @@ async def renew(conn: AsyncConnection, refs: list[str], expires_at: datetime) ->
 
 # --- reads ----------------------------------------------------------------------------------------
 async def read_balance(conn: AsyncConnection, account_id: int) -> Balance | None:
-    row = (
-        await conn.execute(select(account_balances).where(account_balances.c.account_id == account_id))
-    ).one_or_none()
+    query = select(account_balances).where(account_balances.c.account_id == account_id)
+    row = (await conn.execute(query)).one_or_none()
     if row is None:
         return None
     return Balance(account_id, int(row.credits_pusd), int(row.spent_pusd), int(row.reserved_pusd))
 
 
 async def read_key_spend(conn: AsyncConnection, key_hash: str, today: date) -> KeySpend:
-    columns = [_period_usage(reset, today) for reset in ("daily", "weekly", "monthly")]
+    columns = [_period_usage(reset) for reset in ("daily", "weekly", "monthly")]
     query = select(key_spend.c.reserved_pusd, key_spend.c.spent_pusd, *columns).where(key_spend.c.key_hash == key_hash)
-    row = (await conn.execute(query)).one_or_none()
+    row = (await conn.execute(query, _period_params(today))).one_or_none()
     return KeySpend() if row is None else KeySpend(*(int(value) for value in row))
 
 

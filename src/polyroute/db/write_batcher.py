@@ -7,15 +7,22 @@ light load a batch holds one unit (same latency as a direct transaction); under 
 queue while a transaction commits share the next one, so the number of commits stays small and
 SQLite (one writer at a time) never has this process's writers waiting on each other.
 
-A unit must leave no partial effect when it decides not to write (e.g. a refused reservation
-changes nothing). A unit that raises rolls back its batch; the others are then retried one unit per
-transaction, so one bad unit fails only its own caller. Lock conflicts (SQLite busy, PostgreSQL
-deadlock or serialization failure) are retried a few times with a short backoff.
+A unit with a `group` attribute and a `run_group(conn, units)` method is run together with the
+other units of its group in the batch, in one call: that is how inserts and total updates become one
+statement per batch instead of one per unit. Units are plain callables otherwise.
+
+The writer keeps one connection for itself (no pool checkout or pre-ping per batch) and opens a
+new one after a failure. A unit must leave no partial effect when it decides not to write (e.g.
+a refused reservation changes nothing). A unit that raises rolls back its batch; the others are
+then retried one unit per transaction, so one bad unit fails only its own caller. Lock conflicts
+(SQLite busy, PostgreSQL deadlock or serialization failure) are retried a few times with a short
+backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -53,6 +60,7 @@ class WriteBatcher:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._conn: AsyncConnection | None = None
         self.commits = 0  # transactions committed (for measurements and tests)
 
     def start(self) -> None:
@@ -103,15 +111,25 @@ class WriteBatcher:
     async def _transaction(self, works: list[Work[Any]]) -> list[Any]:
         for attempt in range(_RETRIES + 1):
             try:
-                async with self._engine.begin() as conn:
-                    results = [await work(conn) for work in works]
+                conn = self._conn or await self._engine.connect()
+                self._conn = conn
+                async with conn.begin():
+                    results = await _run_grouped(conn, works)
                 self.commits += 1
                 return results
-            except DBAPIError as error:
+            except Exception as error:
+                await self._drop_connection()
                 if attempt == _RETRIES or not is_lock_conflict(error):
                     raise
                 await asyncio.sleep(_RETRY_BACKOFF_S * 2**attempt)
         raise AssertionError("unreachable")
+
+    async def _drop_connection(self) -> None:
+        """After any failure start afresh: the connection may be broken or mid-transaction."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def aclose(self) -> None:
         """Commit everything queued, then stop."""
@@ -119,6 +137,24 @@ class WriteBatcher:
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        await self._drop_connection()
+
+
+async def _run_grouped(conn: AsyncConnection, works: list[Work[Any]]) -> list[Any]:
+    """Run `works` in order of first appearance of their group; a group runs in one `run_group` call."""
+    groups: dict[object, list[int]] = {}
+    for index, work in enumerate(works):
+        groups.setdefault(getattr(work, "group", None) or index, []).append(index)
+    results: list[Any] = [None] * len(works)
+    for indexes in groups.values():
+        first = works[indexes[0]]
+        if len(indexes) == 1 or not hasattr(first, "run_group"):
+            for index in indexes:
+                results[index] = await works[index](conn)
+            continue
+        for index, result in zip(indexes, await first.run_group(conn, [works[i] for i in indexes]), strict=True):
+            results[index] = result
+    return results
 
 
 def _resolve(future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:

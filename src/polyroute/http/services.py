@@ -55,8 +55,8 @@ async def start_services(settings: Settings) -> Services:
     generations = GenerationStore(engine)
     writer = WriteBatcher(engine)
     writer.start()
-    ledger = Ledger(engine, writer, lease_s=settings.reservation_lease_s)
-    leases = LeaseKeeper(ledger, writer, on_void=void_record)
+    ledger = Ledger(engine, writer, write_records=GenerationStore.insert_rows, lease_s=settings.reservation_lease_s)
+    leases = LeaseKeeper(ledger, writer, record_for=void_record)
     await leases.start()  # voids what a process that died left reserved
     providers = ProviderPool(settings.timeouts)
     relay = Relay(catalog, providers, ledger, keepalive_s=settings.timeouts.keepalive_s)

@@ -32,13 +32,20 @@ class GenerationStore:
             await conn.execute(generations.insert(), _uniform(rows))
 
     @staticmethod
-    def insert_work(row: dict[str, Any]) -> Callable[[AsyncConnection], Awaitable[None]]:
-        """A unit of work writing one record; a record with the same id already written wins."""
+    async def insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Write records inside the caller's transaction; a record whose id is already written wins."""
+        if not rows:
+            return
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        await conn.execute(dialect_insert(generations).on_conflict_do_nothing(), _uniform(rows))
+
+    @classmethod
+    def insert_work(cls, row: dict[str, Any]) -> Callable[[AsyncConnection], Awaitable[None]]:
+        """One record as a unit of work for the write batcher."""
         _uniform([row])  # refuse unknown columns before the transaction
 
         async def work(conn: AsyncConnection) -> None:
-            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            await conn.execute(dialect_insert(generations).values(**row).on_conflict_do_nothing())
+            await cls.insert_rows(conn, [row])
 
         return work
 
