@@ -23,7 +23,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Date, Update, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Date, Update, bindparam, case, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -344,7 +344,3 @@ async def expired_refs(conn: AsyncConnection, now: datetime, limit: int = 500) -
         .limit(limit)
     )
     return [str(ref) for ref in (await conn.execute(query)).scalars()]
-
-
-async def open_reserved_total(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.coalesce(func.sum(reservations.c.amount_pusd), 0)))).scalar_one())

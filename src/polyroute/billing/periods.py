@@ -22,14 +22,3 @@ def period_starts(today: date) -> dict[str, date]:
         "weekly": today - timedelta(days=today.weekday()),
         "monthly": today.replace(day=1),
     }
-
-
-def next_reset(reset: str, today: date) -> date:
-    """The UTC day on which a `reset` period that contains `today` ends (its next start)."""
-    if reset == "daily":
-        return today + timedelta(days=1)
-    if reset == "weekly":
-        return today + timedelta(days=7 - today.weekday())
-    if reset == "monthly":
-        return (today.replace(day=28) + timedelta(days=4)).replace(day=1)
-    raise ValueError(f"unknown limit_reset {reset!r}")

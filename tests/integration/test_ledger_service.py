@@ -1,0 +1,135 @@
+"""The ledger service on SQLite and PostgreSQL: authorize (reserve or 402), finish exactly once, orphans
+left by a caller that went away, and the sweeper's voids with their records."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from polyroute.accounts.store import AccountStore
+from polyroute.billing import ledger_store as store
+from polyroute.billing.ledger import Ledger
+from polyroute.billing.ledger_store import KeyBudget
+from polyroute.billing.reservation import EndpointTerms
+from polyroute.catalog.types import Pricing
+from polyroute.db.tables import ledger_entries, reservations
+from polyroute.db.write_batcher import WriteBatcher
+from polyroute.domain.errors import PaymentRequired
+
+PLAN = [EndpointTerms(Pricing(prompt=500_000, completion=1_500_000), max_completion_tokens=1_000)]
+FREE = [EndpointTerms(Pricing(prompt=0, completion=0), max_completion_tokens=1_000)]
+PROMPT = 20  # tokens: 10,000,000 pUSD
+
+
+class Records:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    async def __call__(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        self.rows.extend(rows)
+
+
+@pytest.fixture
+async def setup(migrated_engine: AsyncEngine) -> AsyncIterator[tuple[Ledger, KeyBudget, Records]]:
+    accounts = AccountStore(migrated_engine)
+    account = await accounts.create_account("svc@example.com")
+    _, key = await accounts.create_key(account.id, "k")
+    writer = WriteBatcher(migrated_engine)
+    records = Records()
+    ledger = Ledger(migrated_engine, writer, write_records=records, lease_s=60)
+    yield ledger, KeyBudget(key.hash, account.id), records
+    await ledger.wait_finishing()
+    await writer.aclose()
+
+
+async def balance(engine: AsyncEngine, account_id: int) -> store.Balance | None:
+    async with engine.connect() as conn:
+        return await store.read_balance(conn, account_id)
+
+
+async def test_authorize_then_settle_with_its_record(setup, migrated_engine: AsyncEngine) -> None:
+    ledger, key, records = setup
+    await ledger.grant(key.account_id, 10**12, "grant-1")
+    hold = await ledger.authorize("gen-1", key, "m/x", PLAN, PROMPT, 100)
+    assert hold.amount_pusd == PROMPT * 500_000 + 100 * 1_500_000 and hold.max_tokens is None
+    assert set(ledger.open_holds) == {"gen-1"}
+    await ledger.finish(hold, 12_345, {"id": "gen-1"})
+    await ledger.finish(hold, 99_999, {"id": "gen-1"})  # a second finish is a no-op
+    found = await balance(migrated_engine, key.account_id)
+    assert found is not None and (found.spent_pusd, found.reserved_pusd) == (12_345, 0)
+    assert records.rows == [{"id": "gen-1"}] and not ledger.open_holds
+
+
+async def test_a_zero_charge_releases(setup, migrated_engine: AsyncEngine) -> None:
+    ledger, key, _ = setup
+    await ledger.grant(key.account_id, 10**12, "grant-1")
+    hold = await ledger.authorize("gen-1", key, "m/x", PLAN, PROMPT, 100)
+    await ledger.finish(hold, 0)
+    async with migrated_engine.connect() as conn:
+        kinds = sorted((await conn.execute(select(ledger_entries.c.kind))).scalars())
+    assert kinds == ["grant", "release", "reserve"]
+
+
+async def test_refusals_and_the_implicit_cap(setup) -> None:
+    ledger, key, _ = setup
+    with pytest.raises(PaymentRequired, match="Insufficient credits"):
+        await ledger.authorize("gen-0", key, "m/x", PLAN, PROMPT, 100)
+    await ledger.grant(key.account_id, PROMPT * 500_000 + 30 * 1_500_000, "grant-1")
+    with pytest.raises(PaymentRequired, match="can only afford 30") as refused:
+        await ledger.authorize("gen-1", key, "m/x", PLAN, PROMPT, 100)
+    assert refused.value.metadata["limit_source"] == "account"
+    hold = await ledger.authorize("gen-2", key, "m/x", PLAN, PROMPT, None)
+    assert hold.max_tokens == 30
+
+
+async def test_free_plans_reserve_nothing_but_refuse_debt(setup, migrated_engine: AsyncEngine) -> None:
+    ledger, key, records = setup
+    hold = await ledger.authorize("gen-1", key, "m/free", FREE, PROMPT, None)
+    assert hold.amount_pusd == 0
+    await ledger.finish(hold, 0, {"id": "gen-1"})
+    assert records.rows == [{"id": "gen-1"}]
+    await ledger.grant(key.account_id, 10, "grant-1")
+    async with migrated_engine.begin() as conn:  # a settle above its hold took the balance below zero
+        await conn.execute(
+            store.account_balances.update()
+            .values(spent_pusd=11)
+            .where(store.account_balances.c.account_id == key.account_id)
+        )
+    with pytest.raises(PaymentRequired, match="negative"):
+        await ledger.authorize("gen-2", key, "m/free", FREE, PROMPT, None)
+
+
+async def test_a_caller_that_leaves_during_the_reserve_leaves_no_hold(setup, migrated_engine: AsyncEngine) -> None:
+    ledger, key, _ = setup
+    await ledger.grant(key.account_id, 10**12, "grant-1")
+    task = asyncio.ensure_future(ledger.authorize("gen-1", key, "m/x", PLAN, PROMPT, 100))
+    await asyncio.sleep(0)  # the reserve is queued on the writer
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        found = await balance(migrated_engine, key.account_id)
+        if found is not None and found.reserved_pusd == 0 and not ledger.open_holds:
+            break
+    assert found is not None and found.reserved_pusd == 0
+    async with migrated_engine.connect() as conn:
+        assert (await conn.execute(select(reservations.c.ref))).all() == []
+
+
+async def test_the_sweeper_voids_lapsed_leases_with_a_record(setup, migrated_engine: AsyncEngine) -> None:
+    ledger, key, records = setup
+    await ledger.grant(key.account_id, 10**12, "grant-1")
+    await ledger.authorize("gen-1", key, "m/x", PLAN, PROMPT, 100)
+    assert await ledger.void_expired(datetime.now(UTC)) == 0  # the lease is 60 s
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    voided = await ledger.void_expired(later, record_for=lambda closed: {"id": closed.ref, "status": "void"})
+    assert voided == 1 and records.rows == [{"id": "gen-1", "status": "void"}]
+    found = await balance(migrated_engine, key.account_id)
+    assert found is not None and (found.spent_pusd, found.reserved_pusd) == (0, 0)
