@@ -32,6 +32,7 @@ from polyroute.domain.errors import BadRequest, GatewayError
 from polyroute.providers.errors import UpstreamError
 from polyroute.providers.registry import ProviderPool
 from polyroute.relay_failures import is_request_fault, upstream_failure
+from polyroute.routing.capabilities import capable_attempts
 from polyroute.routing.plan import Attempt, plan_attempts
 
 
@@ -88,7 +89,8 @@ class Relay:
         model = request.model or self.catalog.default_model_id()
         if not model:
             raise BadRequest('No model specified: set `model` (e.g. "openai/gpt-4o")')
-        return plan_attempts(self.catalog, [model, *request.models])
+        # Drop endpoints that would refuse the body (images, tools, JSON schema) before any call.
+        return capable_attempts(request, plan_attempts(self.catalog, [model, *request.models]))
 
     async def _authorize(
         self, call: CallInfo, request: ChatRequest, attempts: list[Attempt]

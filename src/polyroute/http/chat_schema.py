@@ -100,6 +100,8 @@ PASSTHROUGH = (
     "prediction",
     "structured_outputs",
     "web_search_options",
+    "cache_control",
+    "include_reasoning",
 )
 _TOOL_CHOICE_WORDS = ("none", "auto", "required", "any")
 _MAX_STOP_SEQUENCES = 4
