@@ -61,7 +61,10 @@ def database_kind(request):
     ("body", "message"),
     [
         ({"messages": IMAGE}, "No endpoints found that support image input."),
-        ({"messages": [{"role": "user", "content": "hi"}], "tools": TOOLS}, "No endpoints found that support tool use."),
+        (
+            {"messages": [{"role": "user", "content": "hi"}], "tools": TOOLS},
+            "No endpoints found that support tool use.",
+        ),
     ],
 )
 def test_unservable_body_is_404_before_any_upstream_call(http, fake_upstream, body, message):
