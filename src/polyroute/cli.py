@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 import uuid
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute import __version__
 from polyroute.accounts.keys import hash_key, looks_like_key
+from polyroute.accounts.passwords import PasswordStore, WeakPassword, hash_password
 from polyroute.accounts.store import AccountStore
 from polyroute.accounts.types import Account, ApiKey
 from polyroute.billing import ledger_store
@@ -111,6 +113,9 @@ def _add_accounts_commands(accounts: argparse.ArgumentParser) -> None:
     create = sub.add_parser("create", help="create an account")
     create.add_argument("email", metavar="EMAIL")
     create.add_argument("--admin", action="store_true", help="may use the admin API and pages")
+    password = create.add_mutually_exclusive_group()
+    password.add_argument("--password", action="store_true", help="prompt for a web sign-in password")
+    password.add_argument("--password-stdin", action="store_true", help="read the web sign-in password from stdin")
     create.set_defaults(handler=_accounts_create)
 
     listing = sub.add_parser("list", help="list accounts")
@@ -225,12 +230,31 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 
 def _accounts_create(args: argparse.Namespace) -> int:
-    async def create(store: AccountStore) -> Account:
-        return await store.create_account(args.email, is_admin=args.admin)
+    password_hash = _new_password_hash(args) if args.password or args.password_stdin else None
 
-    account = _with_store(load_settings(), create)
+    async def create(engine: AsyncEngine) -> Account:
+        account = await AccountStore(engine).create_account(args.email, is_admin=args.admin)
+        if password_hash is not None:
+            await PasswordStore(engine).set_hash(account.id, password_hash)
+        return account
+
+    account = _with_engine(load_settings(), create)
     print(f"created account {account.id} {account.email}{' (admin)' if account.is_admin else ''}")
     return 0
+
+
+def _new_password_hash(args: argparse.Namespace) -> str:
+    """Argon2id hash of a password read from stdin or prompted twice; checked before any account exists."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise CliError("the passwords differ")
+    try:
+        return hash_password(password)
+    except WeakPassword as exc:
+        raise CliError(f"password: {exc}") from None
 
 
 def _accounts_list(args: argparse.Namespace) -> int:

@@ -49,7 +49,7 @@ async def schema_differences(url: str) -> list[object]:
 async def test_upgrade_creates_every_table_at_head(database_url: str) -> None:
     assert await current_revision(database_url) is None
     await upgrade_database(database_url)
-    assert await current_revision(database_url) == head_revision() == "0002"
+    assert await current_revision(database_url) == head_revision() == "0003"
     assert {
         "accounts",
         "api_keys",
@@ -58,6 +58,9 @@ async def test_upgrade_creates_every_table_at_head(database_url: str) -> None:
         "account_balances",
         "key_spend",
         "reservations",
+        "web_sessions",
+        "credit_codes",
+        "instance_settings",
     } <= await table_names(database_url)
 
 

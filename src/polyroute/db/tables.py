@@ -92,6 +92,7 @@ accounts = Table(
     _flag("is_admin"),
     Column("default_model", Text, nullable=True),
     _created_at(),
+    Column("password_hash", Text, nullable=True),  # Argon2id PHC string; None = cannot sign in to the web app
 )
 
 api_keys = Table(
@@ -199,3 +200,37 @@ reservations = Table(
     Column("expires_at", UtcDateTime, nullable=False),  # a lease: renewed while its request runs
 )
 Index("ix_reservations_expires_at", reservations.c.expires_at)
+
+
+# --- the web app (see docs/web.md) ----------------------------------------------------------------
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", CHAR(64), primary_key=True),  # SHA-256 hex of the cookie's token; the token is not stored
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("csrf_token", Text, nullable=False),  # synchronizer token of this session's forms
+    Column("chat_key_hash", CHAR(64), nullable=True),  # the chatroom's session-scoped API key
+    _created_at(),
+    Column("last_seen_at", UtcDateTime, nullable=False),  # idle timeout
+    Column("expires_at", UtcDateTime, nullable=False),  # absolute timeout
+)
+
+credit_codes = Table(
+    "credit_codes",
+    metadata,
+    Column("code_hash", CHAR(64), primary_key=True),  # SHA-256 hex of the code; the code is shown once
+    Column("label", Text, nullable=False),  # masked code
+    Column("amount_pusd", BigInteger, nullable=False),
+    Column("created_by", Integer, nullable=False),
+    _created_at(),
+    Column("redeemed_by", Integer, nullable=True),
+    Column("redeemed_at", UtcDateTime, nullable=True),
+)
+
+instance_settings = Table(
+    "instance_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),  # e.g. "signup_open"
+    Column("value", Text, nullable=False),
+)

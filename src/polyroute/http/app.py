@@ -14,6 +14,7 @@ from polyroute.http import routes_accounting, routes_chat, routes_health, routes
 from polyroute.http.responses import handle_gateway_error, handle_http_exception, handle_unexpected
 from polyroute.http.services import start_services, stop_services
 from polyroute.settings import Settings, load_settings
+from polyroute.web.routes import web_routes
 
 
 def api_routes() -> list[Route]:
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", routes_health.readyz, methods=["GET"]),
             Mount("/api/v1", routes=routes),
             Mount("/v1", routes=routes),
+            *web_routes(),  # the web app (docs/web.md); it never accepts API keys, the API never reads cookies
         ],
         exception_handlers={
             GatewayError: handle_gateway_error,
