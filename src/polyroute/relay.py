@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
@@ -29,11 +30,14 @@ from polyroute.billing.token_estimate import estimate_prompt_tokens, estimate_te
 from polyroute.catalog.catalog import Catalog
 from polyroute.domain.chat import ChatRequest, Chunk, Completion, Usage
 from polyroute.domain.errors import BadRequest, GatewayError
-from polyroute.providers.errors import UpstreamError
+from polyroute.providers.errors import FailureKind, UpstreamError
 from polyroute.providers.registry import ProviderPool
 from polyroute.relay_failures import is_request_fault, upstream_failure
 from polyroute.routing.capabilities import capable_attempts
+from polyroute.routing.health import HealthState, HealthStore, MemoryHealth
 from polyroute.routing.plan import Attempt, plan_attempts
+from polyroute.routing.preferences import parse_preferences
+from polyroute.routing.retry import RetryBudget, RetryPolicy, retry_wait_s
 
 
 class Keepalive:
@@ -77,20 +81,106 @@ class CallInfo:
     started_s: float  # perf_counter at arrival
 
 
+class _AttemptLoop:
+    """Runs one request's plan: each attempt once, then (retry budget and Retry-After permitting) one
+    more round over the endpoints that failed retryably, never beyond the per-request attempt budget.
+    Timeouts are not retried on the same endpoint, so a silent upstream costs one first-byte timeout."""
+
+    def __init__(self, relay: Relay, attempts: list[Attempt], probes: set[tuple[str, str]]) -> None:
+        self._relay = relay
+        self.queue = list(attempts)
+        self.failures: list[tuple[Attempt, UpstreamError]] = []
+        self._round_failures: list[tuple[Attempt, UpstreamError]] = []
+        self._tried = 0
+        self._round = 0
+        self._probes = probes
+        self._attempted: set[tuple[str, str]] = set()
+
+    def next(self) -> Attempt | None:
+        if not self.queue or self._tried >= self._relay.retry_policy.max_attempts:
+            return None
+        self._tried += 1
+        attempt = self.queue.pop(0)
+        self._attempted.add(attempt.key)
+        return attempt
+
+    def failed(self, attempt: Attempt, error: UpstreamError) -> bool:
+        """Record the failure; False when the request itself is at fault (stop: never retried)."""
+        self.failures.append((attempt, error))
+        if is_request_fault(error):
+            self._relay.health.release_probe(attempt.key)
+            return False
+        self._relay.health.record_failure(attempt.key, retry_after_s=error.retry_after_s)
+        self._round_failures.append((attempt, error))
+        return True
+
+    def retry_wait_s(self) -> float | None:
+        """When the plan is used up: the wait before a retry round (queued), or None for no retry."""
+        if self.queue or self._round >= 1 or self._tried >= self._relay.retry_policy.max_attempts:
+            return None
+        retry = [(a, e) for a, e in self._round_failures if e.retryable and e.kind is not FailureKind.TIMEOUT]
+        if not retry:
+            return None
+        retry_afters = [e.retry_after_s for _, e in retry if e.retry_after_s is not None]
+        policy = self._relay.retry_policy
+        wait = retry_wait_s(policy, self._round + 1, max(retry_afters) if retry_afters else None, self._relay.rng)
+        if wait is None or not self._relay.retry_budget.withdraw():
+            return None
+        self._round += 1
+        self._round_failures = []
+        self.queue = list({a.key: a for a, _ in retry}.values())
+        return wait
+
+    def release_probes(self) -> None:
+        for key in self._probes - self._attempted:
+            self._relay.health.release_probe(key)
+
+
 class Relay:
-    def __init__(self, catalog: Catalog, providers: ProviderPool, ledger: Ledger, *, keepalive_s: float) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        providers: ProviderPool,
+        ledger: Ledger,
+        *,
+        keepalive_s: float,
+        health: HealthStore | None = None,
+        rng: random.Random | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
         self.catalog = catalog
         self._providers = providers
         self._ledger = ledger
         self._keepalive_s = keepalive_s
+        self.health: HealthStore = health or MemoryHealth()
+        self.rng = rng or random.Random()
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.retry_budget = RetryBudget(self.retry_policy)
 
     def plan(self, request: ChatRequest) -> list[Attempt]:
         # Without `model`: the first local model (the account's own default comes with settings).
         model = request.model or self.catalog.default_model_id()
         if not model:
             raise BadRequest('No model specified: set `model` (e.g. "openai/gpt-4o")')
+        preferences = parse_preferences(request.provider)
+        slugs = [model, *request.models]
+        keys = [(m.id, e.provider) for m in (self.catalog.resolve(s)[0] for s in slugs) for e in m.endpoints]
+        health = self.health.snapshot(keys)
+        sent = [*request.params, *(["max_tokens"] if request.max_tokens is not None else [])]
+        planned = plan_attempts(self.catalog, slugs, preferences, health, self.rng, sent)
         # Drop endpoints that would refuse the body (images, tools, JSON schema) before any call.
-        return capable_attempts(request, plan_attempts(self.catalog, [model, *request.models]))
+        return capable_attempts(request, planned)
+
+    def _start(self, request: ChatRequest) -> tuple[list[Attempt], _AttemptLoop]:
+        attempts = self.plan(request)
+        self.retry_budget.deposit()
+        snapshot = self.health.snapshot(a.key for a in attempts)
+        probes = {
+            a.key
+            for a in attempts
+            if snapshot.of(a.key).state is HealthState.HALF_OPEN and self.health.claim_probe(a.key)
+        }
+        return attempts, _AttemptLoop(self, attempts, probes)
 
     async def _authorize(
         self, call: CallInfo, request: ChatRequest, attempts: list[Attempt]
@@ -111,37 +201,51 @@ class Relay:
         return hold, request
 
     async def complete(self, call: CallInfo, request: ChatRequest) -> ChatResult:
-        attempts = self.plan(request)
-        hold, request = await self._authorize(call, request, attempts)
+        attempts, loop = self._start(request)
         try:
-            failures: list[tuple[Attempt, UpstreamError]] = []
-            for attempt in attempts:
+            hold, request = await self._authorize(call, request, attempts)
+        except BaseException:
+            loop.release_probes()
+            raise
+        try:
+            while (attempt := loop.next()) is not None:
                 provider = self._providers.get(attempt.provider)
+                started_s = time.perf_counter()
                 try:
                     completion = await provider.complete(request, attempt.endpoint)
                 except UpstreamError as error:
-                    failures.append((attempt, error))
-                    if is_request_fault(error):
+                    if not loop.failed(attempt, error):
                         break
+                    if (wait_s := loop.retry_wait_s()) is not None:
+                        await asyncio.sleep(wait_s)
                     continue
                 usage = completion.usage or _estimate_usage(request, completion)
+                latency_s = time.perf_counter() - started_s
+                self.health.record_success(
+                    attempt.key, ttft_s=None, latency_s=latency_s, completion_tokens=usage.completion_tokens
+                )
                 finish = completion.choices[0] if completion.choices else {}
                 cost = charge_for(usage, attempt.endpoint.pricing, finish.get("finish_reason"))
                 await self._finish(call, hold, request, attempt, usage, cost, status="ok", choice=finish, ttft_s=None)
                 return ChatResult(completion, attempt, usage, cost)
-            failure = upstream_failure(failures)
-            await self._finish_failure(call, hold, request, failures, failure)
+            failure = upstream_failure(loop.failures)
+            await self._finish_failure(call, hold, request, loop.failures, failure)
             raise failure
         finally:
+            loop.release_probes()
             await self._ledger.finish(hold, 0)  # a no-op unless something unexpected ended the call
 
     async def stream(self, call: CallInfo, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Raises GatewayError (402 included) before its first event if no attempt could start."""
-        attempts = self.plan(request)
-        hold, request = await self._authorize(call, request, attempts)
+        attempts, loop = self._start(request)
         try:
-            failures: list[tuple[Attempt, UpstreamError]] = []
-            for attempt in attempts:
+            hold, request = await self._authorize(call, request, attempts)
+        except BaseException:
+            loop.release_probes()
+            raise
+        try:
+            while (attempt := loop.next()) is not None:
+                started_s = time.perf_counter()
                 upstream = self._providers.get(attempt.provider).stream(request, attempt.endpoint)
                 preamble: list[Chunk] = []
                 waiting = _with_keepalive(upstream, self._keepalive_s)
@@ -155,9 +259,11 @@ class Relay:
                             break
                 except UpstreamError as error:
                     await upstream.aclose()
-                    failures.append((attempt, error))
-                    if is_request_fault(error):
+                    if not loop.failed(attempt, error):
                         break
+                    if (wait_s := loop.retry_wait_s()) is not None:
+                        async for _ in _pause(wait_s, self._keepalive_s):
+                            yield KEEPALIVE
                     continue
                 except BaseException:
                     await upstream.aclose()
@@ -165,17 +271,18 @@ class Relay:
                 finally:
                     await waiting.aclose()
                 # Explicit close: an abandoned inner generator would only be closed by the GC.
-                delivery = self._deliver(call, hold, request, attempt, upstream, preamble)
+                delivery = self._deliver(call, hold, request, attempt, upstream, preamble, started_s)
                 try:
                     async for event in delivery:
                         yield event
                 finally:
                     await delivery.aclose()
                 return
-            failure = upstream_failure(failures)
-            await self._finish_failure(call, hold, request, failures, failure)
+            failure = upstream_failure(loop.failures)
+            await self._finish_failure(call, hold, request, loop.failures, failure)
             raise failure
         finally:
+            loop.release_probes()
             await self._ledger.finish(hold, 0)  # released if the client left before the first token
 
     async def _deliver(
@@ -186,6 +293,7 @@ class Relay:
         attempt: Attempt,
         upstream: AsyncGenerator[Chunk, None],
         preamble: list[Chunk],
+        attempt_started_s: float,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Relay the committed attempt; from here on failures end the stream with an error.
 
@@ -193,7 +301,9 @@ class Relay:
         `usage.cost` has been charged exactly that; a client that leaves early is charged for
         what was delivered up to then."""
         tracker = _StreamTracker()
-        ttft_s = time.perf_counter() - call.started_s
+        now_s = time.perf_counter()
+        ttft_s = now_s - call.started_s
+        attempt_ttft_s = now_s - attempt_started_s
         try:
             for chunk in preamble:
                 tracker.see(chunk)
@@ -205,7 +315,14 @@ class Relay:
                     yield ChunkEvent(chunk, attempt)
             except UpstreamError as upstream_error:
                 error = upstream_failure([(attempt, upstream_error)])
+                self.health.record_failure(attempt.key, retry_after_s=upstream_error.retry_after_s)
             usage, cost = await self._finish_stream(call, hold, request, attempt, tracker, ttft_s, error)
+            if error is None:
+                latency_s = time.perf_counter() - attempt_started_s
+                tokens = usage.completion_tokens
+                self.health.record_success(
+                    attempt.key, ttft_s=attempt_ttft_s, latency_s=latency_s, completion_tokens=tokens
+                )
             yield StreamEnd(attempt, usage, cost, error)
         finally:
             await upstream.aclose()  # first: a client that left must stop the upstream at once
@@ -353,6 +470,15 @@ class _StreamTracker:
         if self.reported is not None:
             return self.reported
         return Usage(estimate_prompt_tokens(request.messages), self.content_chunks)
+
+
+async def _pause(duration_s: float, interval_s: float) -> AsyncGenerator[None, None]:
+    """Wait `duration_s`, yielding every `interval_s` so the caller can send keep-alives."""
+    deadline = time.perf_counter() + duration_s
+    while (left_s := deadline - time.perf_counter()) > 0:
+        await asyncio.sleep(min(left_s, interval_s))
+        if deadline - time.perf_counter() > 0:
+            yield None
 
 
 async def _with_keepalive(iterator: AsyncIterator[Chunk], interval_s: float) -> AsyncGenerator[Chunk | None, None]:
