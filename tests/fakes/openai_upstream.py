@@ -29,10 +29,11 @@ FIXED_SCENARIOS = (
     "error-503",
     "garbage",  # 200 with a body that is not JSON / an SSE `data:` line that is not JSON
     "empty",  # 200 with empty content
+    "preamble-then-500",  # stream: the role chunk, then an error event (500) and a cut, no content
 )
-PARAMETRIC_SCENARIOS = ("slow-", "stall-after-", "cut-after-", "long-")
+PARAMETRIC_SCENARIOS = ("slow-", "stall-after-", "cut-after-", "long-", "drip-")  # drip-<n>: n tokens, 1 per s
 SCENARIOS = FIXED_SCENARIOS + tuple(p + "<n>" for p in PARAMETRIC_SCENARIOS)
-_PARAMETRIC = re.compile(r"(slow|stall-after|cut-after|long)-(\d+)")
+_PARAMETRIC = re.compile(r"(slow|stall-after|cut-after|long|drip)-(\d+)")
 SYSTEM_FINGERPRINT = "fp_fake0001"
 
 _ERRORS: dict[str, tuple[int, str, str, str | None]] = {  # scenario -> status, message, type, code
@@ -174,6 +175,7 @@ class FakeOpenAIUpstream:
         self.requests: list[RecordedRequest] = []
         self.delay_s = 0.0  # added before every response's first byte
         self.stall_s = stall_s  # how long `stall-after-<n>` stays silent
+        self.drip_interval_s = 1.0  # between two tokens of `drip-<n>`
         self.disconnects: list[float] = []  # time.monotonic() when a client dropped a stalled response
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -311,7 +313,7 @@ class FakeOpenAIUpstream:
     def _reply_text(ex: _Exchange, kind: str, n: int) -> str:
         if kind == "empty":
             return ""
-        if kind == "long":
+        if kind in ("long", "drip"):
             return " ".join(f"w{i}" for i in range(n))
         if kind in ("stall-after", "cut-after"):
             return " ".join(f"w{i}" for i in range(n + 3))  # more than will ever be sent
@@ -354,7 +356,15 @@ class FakeOpenAIUpstream:
         else:
             pieces, finish = ex.reply_pieces(text)
             await send(ex.chunk({"role": "assistant", "content": "", "refusal": None}))
+            if kind == "preamble-then-500":
+                await asyncio.sleep(0.2)
+                await send(
+                    {"error": {"code": 500, "message": "The server had an error while processing your request."}}
+                )
+                return await self._break(request, resp, "cut-after")
             for i, piece in enumerate(pieces):
+                if kind == "drip" and i:
+                    await asyncio.sleep(self.drip_interval_s)
                 if kind in ("stall-after", "cut-after") and i == n:
                     # Real cuts come after tokens flowed for a while; a cut in the same TCP burst as
                     # the tokens would make the client's reader discard them unread.

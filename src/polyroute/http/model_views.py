@@ -12,6 +12,7 @@ import msgspec
 from polyroute.catalog.catalog import Catalog
 from polyroute.catalog.types import EndpointSpec, ModelSpec, Pricing
 from polyroute.domain.money import pusd_to_usd_string
+from polyroute.routing.health import EndpointStats, HealthSnapshot, HealthState, HealthStore
 
 
 def pricing_body(pricing: Pricing) -> dict[str, str]:
@@ -77,7 +78,27 @@ def model_body(model: ModelSpec, endpoints: list[EndpointSpec]) -> dict[str, Any
     }
 
 
-def endpoint_body(model: ModelSpec, endpoint: EndpointSpec, provider_name: str) -> dict[str, Any]:
+# Endpoint health -> OpenRouter's EndpointStatus (0 healthy, negative: degraded, circuit open).
+_STATUS = {HealthState.OK: 0, HealthState.DEGRADED: -1, HealthState.HALF_OPEN: -1, HealthState.PROBING: -2,
+           HealthState.EJECTED: -2}  # fmt: skip
+
+
+def _stats_fields(stats: EndpointStats | None) -> dict[str, Any]:
+    """Live stats of the last 30 minutes (this process's, or shared ones with a shared store)."""
+    if stats is None:
+        return {}
+    uptime = None if stats.uptime is None else round(stats.uptime * 100, 2)
+    return {
+        "status": _STATUS[stats.state],
+        "uptime_last_30m": uptime,
+        "latency_last_30m": stats.ttft_s.as_dict() if stats.ttft_s else None,
+        "throughput_last_30m": stats.throughput_tps.as_dict() if stats.throughput_tps else None,
+    }
+
+
+def endpoint_body(
+    model: ModelSpec, endpoint: EndpointSpec, provider_name: str, stats: EndpointStats | None = None
+) -> dict[str, Any]:
     return {
         "name": f"{provider_name} | {model.id}",
         "model_id": model.id,
@@ -97,12 +118,14 @@ def endpoint_body(model: ModelSpec, endpoint: EndpointSpec, provider_name: str) 
         "supports_implicit_caching": False,
         "latency_last_30m": None,
         "throughput_last_30m": None,
+        **_stats_fields(stats),
     }
 
 
 class ModelViews:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, health: HealthStore | None = None) -> None:
         self._catalog = catalog
+        self._health = health
         self._list_bytes: dict[bool, bytes] = {}
 
     def list_json(self, include_unavailable: bool) -> bytes:
@@ -130,6 +153,8 @@ class ModelViews:
 
     def endpoints(self, model: ModelSpec) -> dict[str, Any]:
         catalog = self._catalog
+        endpoints = catalog.routable_endpoints(model)
+        stats = self._health.snapshot((model.id, e.provider) for e in endpoints) if self._health else HealthSnapshot()
         return {
             "data": {
                 "id": model.id,
@@ -138,8 +163,10 @@ class ModelViews:
                 "description": model.description,
                 "architecture": architecture_body(model),
                 "endpoints": [
-                    endpoint_body(model, e, catalog.provider(e.provider).display_name)
-                    for e in catalog.routable_endpoints(model)
+                    endpoint_body(
+                        model, e, catalog.provider(e.provider).display_name, stats.endpoints.get((model.id, e.provider))
+                    )
+                    for e in endpoints
                 ],
             }
         }

@@ -72,7 +72,7 @@ async def start_services(settings: Settings) -> Services:
         leases=leases,
         providers=providers,
         relay=relay,
-        models=ModelViews(catalog),
+        models=ModelViews(catalog, relay.health),
     )
     log.info(
         "ready in %.0f ms: %d models routable of %d known",
