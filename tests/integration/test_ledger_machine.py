@@ -302,5 +302,6 @@ def test_the_ledger_holds_its_invariants_over_thousands_of_steps(database_url: s
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_the_ledger_holds_its_invariants_over_a_long_run(database_url: str) -> None:
-    assert _run_machine(database_url, examples=400, steps=100) >= 20_000
+    assert _run_machine(database_url, examples=250, steps=100) >= 15_000
