@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "migrations": {"db", "settings"},
     "relay": {"accounts", "billing", "catalog", "providers", "routing", "usage_log", "limits", "relay_failures"},
     "relay_failures": {"providers", "routing"},
+    "cache_bus": set(),
 }
 
 

@@ -50,6 +50,22 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """Request-rate limits (docs/deploy.md). 0 turns an operator limit off; the free tier is OpenRouter's."""
+
+    key_rpm: int = 0  # requests per minute per API key
+    key_tpm: int = 0  # tokens per minute per API key (prompt estimate + max_tokens, at admission)
+    account_rpm: int = 0
+    account_tpm: int = 0
+    max_in_flight: int = 0  # requests in progress per process; beyond it: 503 at once
+    free_rpm: int = 20  # `:free` model requests per minute per account
+    free_rpd: int = 50  # ... per UTC day per account, below the credits threshold
+    free_rpd_with_credits: int = 1000  # ... once the account has bought at least the threshold
+    free_credits_threshold_usd: int = 10
+    redis_prefix: str = "polyroute:"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
     database_url: str
@@ -59,6 +75,8 @@ class Settings:
     key_cache_ttl_s: float = 1.0
     reservation_lease_s: float = 60.0  # a dead process's credit reservations are voided this long after it stops
     timeouts: Timeouts = field(default_factory=Timeouts)
+    redis_url: str | None = None  # shared limits and cache invalidation across processes (scale-out)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -84,6 +102,19 @@ def load_settings(environ: Mapping[str, str] | None = None, *, config_path: str 
             first_byte_s=_float(env, "POLYROUTE_FIRST_BYTE_TIMEOUT_S", 120.0),
             idle_s=_float(env, "POLYROUTE_IDLE_TIMEOUT_S", 120.0),
             keepalive_s=_float(env, "POLYROUTE_KEEPALIVE_S", 5.0),
+        ),
+        redis_url=env.get("POLYROUTE_REDIS_URL") or None,
+        limits=LimitSettings(
+            key_rpm=_int(env, "POLYROUTE_KEY_RPM", 0),
+            key_tpm=_int(env, "POLYROUTE_KEY_TPM", 0),
+            account_rpm=_int(env, "POLYROUTE_ACCOUNT_RPM", 0),
+            account_tpm=_int(env, "POLYROUTE_ACCOUNT_TPM", 0),
+            max_in_flight=_int(env, "POLYROUTE_MAX_IN_FLIGHT", 0),
+            free_rpm=_int(env, "POLYROUTE_FREE_RPM", 20),
+            free_rpd=_int(env, "POLYROUTE_FREE_RPD", 50),
+            free_rpd_with_credits=_int(env, "POLYROUTE_FREE_RPD_WITH_CREDITS", 1000),
+            free_credits_threshold_usd=_int(env, "POLYROUTE_FREE_CREDITS_THRESHOLD_USD", 10),
+            redis_prefix=env.get("POLYROUTE_REDIS_PREFIX") or "polyroute:",
         ),
         env=env,
     )

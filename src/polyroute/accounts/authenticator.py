@@ -1,12 +1,14 @@
 """Bearer-key authentication with a short-lived in-process cache.
 
 The cache answers repeat requests without a database round trip; its TTL bounds how long a
-revoked or disabled key keeps working in this process (default 1 s).
+revoked or disabled key keeps working in this process (default 1 s). With several processes,
+`forget` also calls `on_forget` (the cache bus), so the others drop the key at once via `forget_local`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -22,9 +24,10 @@ class KeyLookup(Protocol):
 
 
 class KeyAuthenticator:
-    def __init__(self, store: KeyLookup, ttl_s: float) -> None:
+    def __init__(self, store: KeyLookup, ttl_s: float, on_forget: Callable[[str], None] | None = None) -> None:
         self._store = store
         self._ttl_s = ttl_s
+        self.on_forget = on_forget
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
@@ -61,4 +64,10 @@ class KeyAuthenticator:
         return key
 
     def forget(self, key_hash: str) -> None:
+        """Drop the key here now and, through `on_forget`, in every other process."""
+        self._cache.pop(key_hash, None)
+        if self.on_forget is not None:
+            self.on_forget(key_hash)
+
+    def forget_local(self, key_hash: str) -> None:
         self._cache.pop(key_hash, None)

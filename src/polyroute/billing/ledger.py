@@ -69,7 +69,7 @@ class BillingUnavailable(GatewayError):
     error_type = "server"
 
     def __init__(self) -> None:
-        super().__init__("Billing is temporarily unavailable; try again shortly")
+        super().__init__("Billing is temporarily unavailable; try again shortly", headers={"Retry-After": "1"})
 
 
 class Ledger:
@@ -219,6 +219,15 @@ class Ledger:
         """Wait for every finish still running (called at shutdown, before the writer closes)."""
         while self._finishing:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
+
+    async def credits_bought_pusd(self, account_id: int) -> int:
+        """Every credit ever granted to the account (the free tier's "credits purchased")."""
+        try:
+            async with self._engine.connect() as conn:
+                balance = await store.read_balance(conn, account_id)
+        except (SQLAlchemyError, OSError):
+            raise BillingUnavailable() from None
+        return 0 if balance is None else balance.credits_pusd
 
     # --- operator actions -------------------------------------------------------------------------
     async def grant(self, account_id: int, amount_pusd: int, ref: str, note: str | None = None) -> store.Balance:

@@ -8,7 +8,11 @@ from collections.abc import AsyncGenerator
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from polyroute.accounts.types import ApiKey
+from polyroute.billing.token_estimate import estimate_prompt_tokens
+from polyroute.catalog.catalog import Catalog
 from polyroute.domain.chat import Attribution, ChatRequest
 from polyroute.domain.errors import BadRequest, Forbidden, GatewayError, PayloadTooLarge
 from polyroute.domain.ids import new_generation_id
@@ -17,6 +21,8 @@ from polyroute.http.chat_schema import parse_chat_request
 from polyroute.http.responses import json_response
 from polyroute.http.services import Services
 from polyroute.http.sse import DONE, KEEPALIVE_COMMENT, SSEResponse
+from polyroute.limits.concurrency import ConcurrencyGate, Overloaded
+from polyroute.limits.limiter import Subject
 from polyroute.relay import CallInfo, ChunkEvent, Keepalive, StreamEnd, StreamEvent
 
 _encode = msgspec.json.encode
@@ -49,14 +55,65 @@ def attribution_of(request: Request) -> Attribution:
     return Attribution(referer=headers.get("http-referer") or headers.get("referer"), title=title)
 
 
-async def chat_completions(request: Request) -> Response | SSEResponse:
+class _LeavesGate:
+    """The handler's response, leaving the concurrency gate once it is fully sent (streams included)."""
+
+    def __init__(self, response: Response | SSEResponse, gate: ConcurrencyGate) -> None:
+        self._response = response
+        self._gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._response(scope, receive, send)
+        finally:
+            self._gate.leave()
+
+
+async def chat_completions(request: Request) -> Response | SSEResponse | _LeavesGate:
     services: Services = request.app.state.services
+    if not services.gate.try_enter():
+        raise Overloaded()  # shed at once: no queue, no database or upstream work
+    try:
+        response = await _chat_completions(request, services)
+    except BaseException:
+        services.gate.leave()
+        raise
+    return _LeavesGate(response, services.gate)
+
+
+def is_free_request(catalog: Catalog, chat: ChatRequest) -> bool:
+    """Whether the request's model (the first of `models` when `model` is absent) is a `:free` variant."""
+    slug = chat.model or (chat.models[0] if chat.models else None)
+    if not slug:
+        return False
+    try:
+        model, variant = catalog.resolve(slug)
+    except GatewayError:
+        return False  # the relay answers the unknown model
+    return variant == "free" or model.id.endswith(":free")
+
+
+async def admit(services: Services, key: ApiKey, chat: ChatRequest) -> None:
+    """Operator limits and, for `:free` models, the free tier: one atomic decision, or 429."""
+    limiter = services.limiter
+    tokens = estimate_prompt_tokens(chat.messages) + (chat.max_tokens or 0) if limiter.has_token_limits else 0
+    rules = limiter.operator_rules(Subject(key.hash, key.account_id, tokens))
+    has_credits = True
+    if is_free_request(services.catalog, chat):
+        bought_pusd = await services.ledger.credits_bought_pusd(key.account_id)
+        has_credits = limiter.has_free_credits(bought_pusd)
+        rules += limiter.free_rules(key.account_id, bought_pusd)
+    await limiter.admit(rules, free_has_credits=has_credits)
+
+
+async def _chat_completions(request: Request, services: Services) -> Response | SSEResponse:
     started_s = time.perf_counter()
     key = await services.authenticator.authenticate(request.headers.get("authorization"))
     if key.is_management:
         raise Forbidden("Management keys cannot call inference endpoints; use a regular API key")
     body = await read_json_body(request, services.settings.max_body_bytes)
     chat = parse_chat_request(body, attribution_of(request))
+    await admit(services, key, chat)
     call = CallInfo(generation_id=new_generation_id(), key=key, started_s=started_s)
     headers = {"X-Generation-Id": call.generation_id}
     try:

@@ -12,11 +12,18 @@ from polyroute.accounts.authenticator import KeyAuthenticator
 from polyroute.accounts.store import AccountStore
 from polyroute.billing.leases import LeaseKeeper
 from polyroute.billing.ledger import Ledger
+from polyroute.cache_bus import CacheBus
 from polyroute.catalog.catalog import Catalog, load_catalog
 from polyroute.db.engine import create_engine
 from polyroute.db.migrate import upgrade_database
 from polyroute.db.write_batcher import WriteBatcher
 from polyroute.http.model_views import ModelViews
+from polyroute.limits.concurrency import ConcurrencyGate
+from polyroute.limits.limiter import RequestLimiter
+from polyroute.limits.memory_store import MemoryLimitStore
+from polyroute.limits.redis_store import RedisLimitStore
+from polyroute.limits.resilient_store import ResilientLimitStore
+from polyroute.limits.store import LimitStore
 from polyroute.providers.registry import ProviderPool, supported_dialects
 from polyroute.relay import Relay, void_record
 from polyroute.settings import Settings
@@ -39,6 +46,9 @@ class Services:
     providers: ProviderPool
     relay: Relay
     models: ModelViews
+    limiter: RequestLimiter
+    gate: ConcurrencyGate
+    bus: CacheBus | None = None
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -60,12 +70,14 @@ async def start_services(settings: Settings) -> Services:
     await leases.start()  # voids what a process that died left reserved
     providers = ProviderPool(settings.timeouts)
     relay = Relay(catalog, providers, ledger, keepalive_s=settings.timeouts.keepalive_s)
+    authenticator = KeyAuthenticator(accounts, settings.key_cache_ttl_s)
+    bus = await start_cache_bus(settings, authenticator)
     services = Services(
         settings=settings,
         engine=engine,
         catalog=catalog,
         accounts=accounts,
-        authenticator=KeyAuthenticator(accounts, settings.key_cache_ttl_s),
+        authenticator=authenticator,
         generations=generations,
         writer=writer,
         ledger=ledger,
@@ -73,6 +85,9 @@ async def start_services(settings: Settings) -> Services:
         providers=providers,
         relay=relay,
         models=ModelViews(catalog, relay.health),
+        limiter=RequestLimiter(limit_store(settings), settings.limits),
+        gate=ConcurrencyGate(settings.limits.max_in_flight),
+        bus=bus,
     )
     log.info(
         "ready in %.0f ms: %d models routable of %d known",
@@ -83,9 +98,31 @@ async def start_services(settings: Settings) -> Services:
     return services
 
 
+def limit_store(settings: Settings) -> LimitStore:
+    """Redis (shared, exact across processes) with a per-process fallback, or memory alone."""
+    if settings.redis_url is None:
+        return MemoryLimitStore()
+    prefix = settings.limits.redis_prefix + "limits:"
+    return ResilientLimitStore(RedisLimitStore.from_url(settings.redis_url, prefix=prefix))
+
+
+async def start_cache_bus(settings: Settings, authenticator: KeyAuthenticator) -> CacheBus | None:
+    """With Redis, a key dropped from one process's cache is dropped from every process's at once."""
+    if settings.redis_url is None:
+        return None
+    bus = CacheBus(settings.redis_url, channel=settings.limits.redis_prefix + "invalidate")
+    bus.on("key", authenticator.forget_local)
+    authenticator.on_forget = lambda key_hash: bus.publish("key", key_hash)
+    await bus.start()
+    return bus
+
+
 async def stop_services(services: Services) -> None:
     # In-flight requests have finished (or been cancelled) by now; their settles may still run.
     await services.ledger.wait_finishing()
+    if services.bus is not None:
+        await services.bus.aclose()
+    await services.limiter.aclose()
     await services.leases.aclose()
     await services.writer.aclose()
     await services.providers.aclose()

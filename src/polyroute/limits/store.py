@@ -1,0 +1,18 @@
+"""What a limit store does: decide a set of rules atomically at a given time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from polyroute.limits.rules import Rule, Verdict
+
+
+class LimitStore(Protocol):
+    async def decide(self, rules: Sequence[Rule], now_us: int) -> Verdict: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LimitStoreUnavailable(Exception):
+    """The shared store cannot answer (Redis down or too slow)."""
