@@ -26,8 +26,19 @@ ALLOWED: dict[str, set[str]] = {
     "usage_log": {"db", "settings"},
     "db": {"settings", "migrations"},
     "migrations": {"db", "settings"},
-    "relay": {"accounts", "billing", "catalog", "providers", "routing", "usage_log", "limits", "relay_failures"},
+    "relay": {
+        "accounts",
+        "billing",
+        "catalog",
+        "providers",
+        "routing",
+        "usage_log",
+        "limits",
+        "relay_failures",
+        "observability",
+    },
     "relay_failures": {"providers", "routing"},
+    "observability": {"settings"},
     "cache_bus": set(),
 }
 

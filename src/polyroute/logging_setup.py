@@ -1,23 +1,56 @@
-"""Logging: level from settings; plain lines on stderr. Request bodies are never logged."""
+"""Logging: level and format from settings; JSON lines for collectors, plain text on a terminal.
+
+`POLYROUTE_LOG_FORMAT`: `json`, `text`, or `auto` (text when stderr is a terminal, else JSON).
+Every line gets the current request id and is scrubbed of secrets (provider keys from the
+environment, API-key-, bearer-, cookie- and URL-credential-shaped text). Bodies are never logged.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
+
+from polyroute.observability.log_format import JsonFormatter, RequestIdFilter, TextFormatter
+from polyroute.observability.scrub import Scrubber
+from polyroute.settings import load_settings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def _use_json(log_format: str) -> bool:
+    if log_format == "auto":
+        return not sys.stderr.isatty()
+    return log_format == "json"
+
+
+def make_formatter() -> logging.Formatter:
+    """Formatter factory (also used by uvicorn's dictConfig in every worker)."""
+    settings = load_settings()
+    scrubber = Scrubber.from_env(settings.env)
+    return JsonFormatter(scrubber) if _use_json(settings.log_format) else TextFormatter(scrubber)
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format=FORMAT)
+    handler = logging.StreamHandler()
+    handler.setFormatter(make_formatter())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
 
 
 def uvicorn_log_config(level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": FORMAT}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+        "formatters": {"polyroute": {"()": "polyroute.logging_setup.make_formatter"}},
+        "filters": {"request_id": {"()": "polyroute.observability.log_format.RequestIdFilter"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "polyroute", "filters": ["request_id"]}},
         "root": {"handlers": ["stderr"], "level": level},
-        "loggers": {"uvicorn.access": {"level": "WARNING"}},
+        "loggers": {
+            "uvicorn.access": {"level": "WARNING"},
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+        },
     }

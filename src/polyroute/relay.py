@@ -30,6 +30,7 @@ from polyroute.billing.token_estimate import estimate_prompt_tokens, estimate_te
 from polyroute.catalog.catalog import Catalog
 from polyroute.domain.chat import ChatRequest, Chunk, Completion, Usage
 from polyroute.domain.errors import BadRequest, GatewayError
+from polyroute.observability.metrics import observe_generation
 from polyroute.providers.errors import FailureKind, UpstreamError
 from polyroute.providers.registry import ProviderPool
 from polyroute.relay_failures import is_request_fault, upstream_failure
@@ -396,6 +397,7 @@ class Relay:
             "app_title": request.attribution.title,
             "error_code": error_code,
         }
+        observe_generation(row)  # metrics and the access log line (docs/operations.md)
         await self._ledger.finish(hold, cost.total_pusd, row)
 
     async def _finish_failure(

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from polyroute.domain.secret import Secret
+
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
@@ -71,6 +73,8 @@ class Settings:
     database_url: str
     config_path: Path | None
     log_level: str = "INFO"
+    log_format: str = "auto"  # json | text | auto (text on a terminal); see docs/operations.md
+    metrics_token: Secret | None = None  # Bearer token for GET /metrics; unset: /metrics answers 404
     max_body_bytes: int = 16 * 1024 * 1024
     key_cache_ttl_s: float = 1.0
     reservation_lease_s: float = 60.0  # a dead process's credit reservations are voided this long after it stops
@@ -94,6 +98,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, config_path: str 
         database_url=normalize_database_url(db_url),
         config_path=Path(config).resolve() if config else None,
         log_level=(env.get("POLYROUTE_LOG_LEVEL") or "INFO").upper(),
+        log_format=(env.get("POLYROUTE_LOG_FORMAT") or "auto").lower(),
+        metrics_token=Secret(env["POLYROUTE_METRICS_TOKEN"]) if env.get("POLYROUTE_METRICS_TOKEN") else None,
         max_body_bytes=_int(env, "POLYROUTE_MAX_BODY_BYTES", 16 * 1024 * 1024),
         key_cache_ttl_s=_float(env, "POLYROUTE_KEY_CACHE_TTL_S", 1.0),
         reservation_lease_s=_float(env, "POLYROUTE_RESERVATION_LEASE_S", 60.0),

@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from polyroute.domain.errors import GatewayError
-from polyroute.http import routes_accounting, routes_chat, routes_health, routes_keys, routes_models
+from polyroute.http import routes_accounting, routes_chat, routes_health, routes_keys, routes_metrics, routes_models
 from polyroute.http.responses import handle_gateway_error, handle_http_exception, handle_unexpected
 from polyroute.http.services import start_services, stop_services
+from polyroute.observability.middleware import ObservabilityMiddleware
 from polyroute.settings import Settings, load_settings
 from polyroute.web.routes import web_routes
 
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", routes_health.healthz, methods=["GET"]),
             Route("/readyz", routes_health.readyz, methods=["GET"]),
+            Route("/metrics", routes_metrics.metrics_endpoint, methods=["GET"]),  # docs/operations.md
             Mount("/api/v1", routes=routes),
             Mount("/v1", routes=routes),
             *web_routes(),  # the web app (docs/web.md); it never accepts API keys, the API never reads cookies
@@ -60,5 +63,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
+        middleware=[Middleware(ObservabilityMiddleware)],  # request ids, metrics, access log (pure ASGI)
         lifespan=lifespan,
     )

@@ -20,27 +20,37 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(_encode(body), status_code=status, headers=headers, media_type="application/json")
 
 
-def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response:
-    return json_response(error.envelope(), error.status, {**error.headers, **(headers or {})})
+def error_response(
+    error: GatewayError, headers: dict[str, str] | None = None, request: Request | None = None
+) -> Response:
+    body = error.envelope()
+    request_id = request.scope.get("state", {}).get("request_id") if request is not None else None
+    if request_id:  # set by observability.middleware; OpenRouter's error metadata is an open object
+        body["error"]["metadata"]["request_id"] = request_id
+    return json_response(body, error.status, {**error.headers, **(headers or {})})
 
 
 async def handle_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return error_response(exc)
+    return error_response(exc, request=request)
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return error_response(NotFound(f"Not found: {request.method} {request.url.path}"))
+        return error_response(NotFound(f"Not found: {request.method} {request.url.path}"), request=request)
     if exc.status_code == 405:
-        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed here"))
+        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed here"), request=request)
     error = GatewayError(str(exc.detail))
     error.status = exc.status_code
-    return error_response(error)
+    return error_response(error, request=request)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     # The client gets a generic envelope; the traceback stays in our log (no request body in it).
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(InternalError("Internal Server Error"))
+    # Sent by Starlette's outermost middleware, past ours: set the request id header here too.
+    request_id = request.scope.get("state", {}).get("request_id")
+    return error_response(
+        InternalError("Internal Server Error"), {"X-Request-Id": request_id} if request_id else None, request
+    )

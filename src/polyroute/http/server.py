@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 
 import uvicorn
 
@@ -23,6 +25,9 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
         # Worker processes rebuild Settings from the environment.
         os.environ["POLYROUTE_CONFIG"] = str(settings.config_path)
     os.environ.setdefault("POLYROUTE_DATA_DIR", str(settings.data_dir))
+    metrics_dir = tempfile.mkdtemp(prefix="polyroute-metrics-") if workers > 1 else None
+    if metrics_dir:  # each worker writes its metric samples here; /metrics adds them up (docs/operations.md)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     uvicorn.run(
         "polyroute.http.app:create_app",
         factory=True,
@@ -37,3 +42,5 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    if metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

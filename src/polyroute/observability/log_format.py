@@ -1,0 +1,78 @@
+"""Log formatters: one JSON object per line (for collectors) or plain text (for a terminal).
+
+Both add the current request id and scrub secrets from the finished line; neither ever sees a
+request or response body (nothing in polyroute logs one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from polyroute.observability.context import current_request
+from polyroute.observability.scrub import Scrubber
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps `request_id` on records logged while a request is being served."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            context = current_request()
+            record.request_id = context.request_id if context is not None else None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, scrubber: Scrubber) -> None:
+        super().__init__()
+        self._scrub = scrubber
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            entry["request_id"] = request_id
+        http = getattr(record, "http", None)
+        if isinstance(http, dict):
+            entry.update(http)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return self._scrub(json.dumps(entry, default=str, ensure_ascii=False))
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, scrubber: Scrubber) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._scrub = scrubber
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        http = getattr(record, "http", None)
+        if isinstance(http, dict) and "model" in http:
+            line += " " + " ".join(
+                f"{k}={http[k]}"
+                for k in (
+                    "model",
+                    "provider",
+                    "outcome",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "cost_pusd",
+                    "key_hash_prefix",
+                )
+                if http.get(k) is not None
+            )
+        if request_id:
+            line += f" [{request_id}]"
+        return self._scrub(line)

@@ -1,0 +1,52 @@
+"""Secret scrubbing for everything that is logged: known secret values and secret-shaped text.
+
+Applied to the final formatted line (message, extra fields and traceback alike), so a secret that
+slipped into an exception text or a library's debug line is masked before it reaches the log.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+MASK = "[REDACTED]"
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+_MIN_SECRET_LEN = 8
+_PATTERNS = (
+    # our API keys and OpenAI/Anthropic/OpenRouter-style keys
+    re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,}"),
+    # Authorization headers and bearer tokens
+    re.compile(r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+    # key-ish query parameters in URLs, e.g. Gemini's ?key=...
+    re.compile(r"(?i)([?&](?:key|api[-_]?key|access[-_]?token|token|signature|sig|password)=)[^&#\s\"']+"),
+    # user:password@ in URLs (database URLs)
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^@\s/]+(@)"),
+    # cookie values
+    re.compile(r"(?i)((?:set-)?cookie['\"]?\s*[:=]\s*['\"]?[^=;\s]+=)[^;\s'\"]+"),
+)
+
+
+class Scrubber:
+    def __init__(self, secret_values: Iterable[str] = ()) -> None:
+        values = sorted({v for v in secret_values if len(v) >= _MIN_SECRET_LEN}, key=len, reverse=True)
+        self._values = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Scrubber:
+        """Mask the values of every variable named like a secret (provider keys, tokens, passwords)."""
+        return cls(value for name, value in env.items() if _SECRET_NAME.search(name))
+
+    def __call__(self, text: str) -> str:
+        if self._values is not None:
+            text = self._values.sub(MASK, text)
+        for pattern in _PATTERNS:
+            if pattern.groups:
+                text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(2) if m.lastindex == 2 else ""), text)
+            else:
+                text = pattern.sub(MASK, text)
+        return text
+
+
+def scrub_url(url: str) -> str:
+    """A URL fit for an error message or a log: key-like query values and passwords masked."""
+    return Scrubber()(url)
