@@ -82,10 +82,19 @@ class CallInfo:
     started_s: float  # perf_counter at arrival
 
 
+def _worth_retrying_in_place(error: UpstreamError) -> bool:
+    """Same endpoint again only when it said when (Retry-After) or the connection never happened;
+    other failures already moved on to the next endpoint, and repeating them would only add load."""
+    if not error.retryable:
+        return False
+    return error.kind is FailureKind.CONNECT or error.retry_after_s is not None
+
+
 class _AttemptLoop:
     """Runs one request's plan: each attempt once, then (retry budget and Retry-After permitting) one
-    more round over the endpoints that failed retryably, never beyond the per-request attempt budget.
-    Timeouts are not retried on the same endpoint, so a silent upstream costs one first-byte timeout."""
+    more round over the endpoints that failed with a Retry-After or a connect error, never beyond the
+    per-request attempt budget. Timeouts are not retried in place: a silent upstream costs one
+    first-byte timeout."""
 
     def __init__(self, relay: Relay, attempts: list[Attempt], probes: set[tuple[str, str]]) -> None:
         self._relay = relay
@@ -119,7 +128,7 @@ class _AttemptLoop:
         """When the plan is used up: the wait before a retry round (queued), or None for no retry."""
         if self.queue or self._round >= 1 or self._tried >= self._relay.retry_policy.max_attempts:
             return None
-        retry = [(a, e) for a, e in self._round_failures if e.retryable and e.kind is not FailureKind.TIMEOUT]
+        retry = [(a, e) for a, e in self._round_failures if _worth_retrying_in_place(e)]
         if not retry:
             return None
         retry_afters = [e.retry_after_s for _, e in retry if e.retry_after_s is not None]

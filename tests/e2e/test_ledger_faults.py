@@ -63,7 +63,8 @@ def test_an_upstream_failure_costs_nothing(gateway, http, api_key_record, scenar
 def test_a_fallback_is_charged_once_for_the_attempt_that_delivered(gateway, http, fake_upstream, stream):
     response = http.post("chat/completions", json={"model": "acme/failover", "messages": MSG, "stream": stream})
     assert response.status_code == 200
-    assert [r.body["model"] for r in fake_upstream.chat_requests()] == ["error-503", "mock-model"]
+    # The failing cheaper endpoint is tried first unless it failed in the last 30 s (then it is skipped).
+    assert [r.body["model"] for r in fake_upstream.chat_requests()] in (["error-503", "mock-model"], ["mock-model"])
     ref = response.headers["X-Generation-Id"]
     usage = sse_events(response)[-1]["usage"] if stream else response.json()["usage"]
     expected = 1 * PROMPT + 2 * COMPLETION  # the fake counts words: "hi" in, "Echo: hi" out, at acme's prices
