@@ -16,6 +16,9 @@ from polyroute.observability.scrub import Scrubber
 from polyroute.settings import load_settings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Database drivers log each statement with its bound values (password, key and session hashes):
+# never below these levels, whatever POLYROUTE_LOG_LEVEL says.
+QUIET_LOGGERS = {"aiosqlite": "INFO", "sqlalchemy.engine": "WARNING", "asyncpg": "INFO"}
 
 
 def _use_json(log_format: str) -> bool:
@@ -38,6 +41,8 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name, floor in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(floor)
 
 
 def uvicorn_log_config(level: str) -> dict[str, Any]:
@@ -52,5 +57,6 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
             "uvicorn.access": {"level": "WARNING"},
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
+            **{name: {"level": floor} for name, floor in QUIET_LOGGERS.items()},
         },
     }

@@ -21,6 +21,8 @@ _PATTERNS = (
     re.compile(r"(?i)([?&](?:key|api[-_]?key|access[-_]?token|token|signature|sig|password)=)[^&#\s\"']+"),
     # user:password@ in URLs (database URLs)
     re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^@\s/]+(@)"),
+    # password hashes (argon2, bcrypt)
+    re.compile(r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=$,.\-]+|\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}"),
     # cookie values
     re.compile(r"(?i)((?:set-)?cookie['\"]?\s*[:=]\s*['\"]?[^=;\s]+=)[^;\s'\"]+"),
 )
