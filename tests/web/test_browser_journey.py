@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from tests.web.browser import CHROMIUM_ARGS, RESULTS_DIR, axe_source, axe_violat
 SMOLLM = "huggingfacetb/smollm2-135m-instruct"
 GEMMA = "google/gemma-3-270m"
 EMAIL, PASSWORD = "journey@example.com", "a long enough password"
+ADMIN_EMAIL = "ops@example.com"  # created with the CLI, so the page scans run on their own too
 PAGES = ["/chat", "/keys", "/activity", "/credits", "/models", f"/models/{SMOLLM}", "/rankings", "/settings", "/admin"]
 WIDTHS = (375, 1440)
 
@@ -31,6 +34,12 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     with GatewayProcess(tmp_path_factory.mktemp("web-gateway"), "") as process:
+        created = subprocess.run(
+            [sys.executable, "-m", "polyroute", "accounts", "create", ADMIN_EMAIL, "--admin", "--password-stdin"],
+            input=PASSWORD + "\n", env=process.env, cwd=process.workdir, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
         yield process
 
 
@@ -145,7 +154,7 @@ def test_every_page_fits_the_width_and_has_no_critical_accessibility_violation(
         page.goto(gateway.root_url + "/login")
         shot(page, f"login-{width}")
         problems["/login"] = axe_violations(page, source)
-        page.get_by_label("Email").fill(EMAIL)
+        page.get_by_label("Email").fill(ADMIN_EMAIL)
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url("**/chat")

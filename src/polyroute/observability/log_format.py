@@ -6,15 +6,28 @@ request or response body (nothing in polyroute logs one).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
+
+import msgspec
 
 from polyroute.observability.context import current_request
 from polyroute.observability.scrub import Scrubber
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+_last_second: tuple[int, str] = (-1, "")
+
+
+def _utc_second(epoch_s: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS` in UTC, formatted once per second."""
+    global _last_second
+    if _last_second[0] != epoch_s:
+        _last_second = (epoch_s, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)))
+    return _last_second[1]
 
 
 class RequestIdFilter(logging.Filter):
@@ -34,7 +47,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": _utc_second(int(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -47,7 +60,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(http)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return self._scrub(json.dumps(entry, default=str, ensure_ascii=False))
+        return self._scrub(_encode(entry).decode())
 
 
 class TextFormatter(logging.Formatter):

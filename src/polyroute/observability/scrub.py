@@ -12,19 +12,20 @@ from collections.abc import Iterable, Mapping
 MASK = "[REDACTED]"
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 _MIN_SECRET_LEN = 8
+# (cheap substrings of the lower-cased line, pattern): a pattern runs only when one of its triggers is there
 _PATTERNS = (
     # our API keys and OpenAI/Anthropic/OpenRouter-style keys
-    re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,}"),
+    (("k-",), re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,}")),
     # Authorization headers and bearer tokens
-    re.compile(r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+    (("bearer", "basic"), re.compile(r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}")),
     # key-ish query parameters in URLs, e.g. Gemini's ?key=...
-    re.compile(r"(?i)([?&](?:key|api[-_]?key|access[-_]?token|token|signature|sig|password)=)[^&#\s\"']+"),
+    (("=",), re.compile(r"(?i)([?&](?:key|api[-_]?key|access[-_]?token|token|signature|sig|password)=)[^&#\s\"']+")),
     # user:password@ in URLs (database URLs)
-    re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^@\s/]+(@)"),
+    (("://",), re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^@\s/]+(@)")),
     # password hashes (argon2, bcrypt)
-    re.compile(r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=$,.\-]+|\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}"),
+    (("$",), re.compile(r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=$,.\-]+|\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")),
     # cookie values
-    re.compile(r"(?i)((?:set-)?cookie['\"]?\s*[:=]\s*['\"]?[^=;\s]+=)[^;\s'\"]+"),
+    (("cookie",), re.compile(r"(?i)((?:set-)?cookie['\"]?\s*[:=]\s*['\"]?[^=;\s]+=)[^;\s'\"]+")),
 )
 
 
@@ -41,12 +42,15 @@ class Scrubber:
     def __call__(self, text: str) -> str:
         if self._values is not None:
             text = self._values.sub(MASK, text)
-        for pattern in _PATTERNS:
-            if pattern.groups:
-                text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(2) if m.lastindex == 2 else ""), text)
-            else:
-                text = pattern.sub(MASK, text)
+        lowered = text.lower()
+        for triggers, pattern in _PATTERNS:
+            if any(t in lowered for t in triggers):
+                text = pattern.sub(_keep_groups if pattern.groups else MASK, text)
         return text
+
+
+def _keep_groups(match: re.Match[str]) -> str:
+    return match.group(1) + MASK + (match.group(2) if match.lastindex == 2 else "")
 
 
 def scrub_url(url: str) -> str:
