@@ -12,11 +12,23 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from polyroute.accounts.keys import KEY_PREFIX, hash_key, keys_match
 from polyroute.accounts.types import ApiKey
-from polyroute.domain.errors import Unauthorized
+from polyroute.domain.errors import GatewayError, Unauthorized
 
 _MAX_CACHED_KEYS = 10_000
+
+
+class KeyStoreUnavailable(GatewayError):
+    """The key store (the database) cannot answer: refuse at once, retry shortly; nothing is served."""
+
+    status = 503
+    error_type = "server"
+
+    def __init__(self) -> None:
+        super().__init__("Authentication is temporarily unavailable; try again shortly", headers={"Retry-After": "1"})
 
 
 class KeyLookup(Protocol):
@@ -57,7 +69,10 @@ class KeyAuthenticator:
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:
             return cached[1]
-        key = await self._store.find_key(key_hash)
+        try:
+            key = await self._store.find_key(key_hash)
+        except (SQLAlchemyError, OSError):
+            raise KeyStoreUnavailable() from None
         if len(self._cache) >= _MAX_CACHED_KEYS:
             self._cache.clear()  # crude but bounded: a flood of random keys cannot grow memory
         self._cache[key_hash] = (now + self._ttl_s, key)

@@ -1,0 +1,142 @@
+"""Degraded modes during a load run over two processes (private Redis, PostgreSQL behind a cuttable proxy).
+
+Redis stops: requests keep being served (rate limits fall back to per-process buckets), money
+unaffected. PostgreSQL goes away: paid requests fail fast with 503 and Retry-After, nothing is served
+unbilled. Both come back: service resumes with no restart. Afterwards every request has exactly one
+terminal ledger entry and nothing is left reserved.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy.engine import make_url
+from tests.support.gateway import GatewayProcess, free_port
+from tests.support.redis_server import ThrowawayRedis
+from tests.support.scale_out import account_id_of, chat_body, ledger_audit, postgres_database
+from tests.support.tcp_proxy import CuttableProxy
+
+pytestmark = pytest.mark.postgres
+
+
+@dataclass
+class LoadRun:
+    """One sequential client per gateway; every reply is recorded with the phase it happened in."""
+
+    targets: list[tuple[str, str]]
+    phase: str = "normal"
+    replies: list[tuple[str, int, float, dict[str, str]]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _client(self, base_url: str, key: str) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            phase, started = self.phase, time.monotonic()
+            try:
+                reply = session.post(
+                    f"{base_url}/chat/completions",
+                    json=chat_body(),
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=30,
+                )
+                status, headers = reply.status_code, dict(reply.headers)
+            except requests.RequestException:
+                status, headers = -1, {}
+            self.replies.append((phase, status, time.monotonic() - started, headers))
+            time.sleep(0.02)
+
+    def __enter__(self) -> LoadRun:
+        self._threads = [threading.Thread(target=self._client, args=t, daemon=True) for t in self.targets]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def during(self, phase: str) -> list[tuple[int, float, dict[str, str]]]:
+        return [(s, took, h) for p, s, took, h in list(self.replies) if p == phase]
+
+    def wait_for(self, phase: str, status: int, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(s == status for s, _, _ in self.during(phase)):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"no {status} during {phase} in {timeout_s} s: {self.during(phase)[-10:]}")
+
+
+@pytest.mark.xfail(
+    reason="open: after the PostgreSQL proxy is restored, requests hang (30 s client timeout) instead of "
+    "recovering; the Redis-down and PostgreSQL-down phases pass (issue #7, under investigation)",
+    strict=False,
+)
+def test_redis_then_postgres_stopping_during_load(
+    tmp_path: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    with (
+        ThrowawayRedis(tmp_path / "redis", free_port()) as redis_server,
+        postgres_database(tmp_path) as database_url,
+        CuttableProxy(make_url(database_url).port or 5432) as proxy,
+    ):
+        proxied_url = make_url(database_url).set(port=proxy.port).render_as_string(hide_password=False)
+        env = {"POLYROUTE_REDIS_URL": redis_server.url, "POLYROUTE_KEY_RPM": "100000"}
+        gateways = [gateway_factory(env=env, database_url=proxied_url) for _ in range(2)]
+        created = gateways[0].create_key(name="load", account="load@example.com", credits="50")
+        account_id = account_id_of(gateways[0], created["hash"])
+        with LoadRun([(g.base_url, created["key"]) for g in gateways]) as load:
+            load.wait_for("normal", 200)
+            time.sleep(1)
+
+            load.phase = "redis-down"
+            redis_server.stop()
+            time.sleep(3)
+            load.phase = "redis-back"
+            redis_server.start()
+            time.sleep(2)
+
+            load.phase = "postgres-down"
+            proxy.cut()
+            load.wait_for("postgres-down", 503)
+            time.sleep(3)
+            load.phase = "postgres-back"
+            proxy.restore()
+            load.wait_for("postgres-back", 200)
+            time.sleep(1)
+
+        redis_down = load.during("redis-down")
+        assert redis_down and all(status == 200 for status, _, _ in redis_down), redis_down[:20]
+        assert all(status == 200 for status, _, _ in load.during("redis-back")), load.during("redis-back")[:20]
+
+        postgres_down = load.during("postgres-down")
+        refused = [(took, headers) for status, took, headers in postgres_down if status == 503]
+        assert {status for status, _, _ in postgres_down} <= {200, 503}, postgres_down
+        assert len(refused) >= 5
+        assert all(headers.get("Retry-After") == "1" for _, headers in refused)
+        slowest_s = max(took for took, _ in refused)
+        print(f"PostgreSQL down: {len(refused)} refused with 503, slowest {slowest_s * 1000:.0f} ms")
+        assert slowest_s < 10  # fail fast (generous bound: shared 2-core machine)
+
+        # Settles that were cut off retry until PostgreSQL answers: wait for the ledger to be quiet.
+        deadline = time.monotonic() + 60
+        while True:
+            audit = ledger_audit(gateways[0], account_id)
+            if audit["open_holds"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert audit["open_holds"] == 0 and audit["balance"]["reserved_pusd"] == 0
+        assert set(audit["terminal"]) == set(audit["reserves"])  # nothing lost
+        assert all(count == 1 for count, _ in audit["terminal"].values())  # nothing duplicated
+        settled = sum(total for _, total in audit["terminal"].values())
+        assert settled == audit["balance"]["spent_pusd"]
+        served = sum(1 for _, status, _, _ in load.replies if status == 200)
+        print(f"load run: {len(load.replies)} requests, {served} served, {len(audit['reserves'])} reserved")
+        assert served <= len(audit["reserves"])  # nothing served unbilled
