@@ -104,7 +104,9 @@ def test_stall_after_3_tokens_ends_with_an_error_chunk_charged_for_3_tokens(http
 
 
 def test_preamble_only_then_error_fails_over_transparently(http, fake_upstream):
-    response = chat(http, {"model": "acme/preamble", "messages": MSG, "stream": True}, stream=True)
+    # sort=price: the cheaper, failing endpoint first every time (load balancing would pick it ~96%).
+    body = {"model": "acme/preamble", "messages": MSG, "stream": True, "provider": {"sort": "price"}}
+    response = chat(http, body, stream=True)
     chunks = [json.loads(e) for e in sse_events(response)[:-1]]
     assert response.status_code == 200 and not any("error" in c for c in chunks)
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == "Echo: hi"
