@@ -75,8 +75,9 @@ class LoadRun:
 
 
 @pytest.mark.xfail(
-    reason="open: after the PostgreSQL proxy is restored, requests hang (30 s client timeout) instead of "
-    "recovering; the Redis-down and PostgreSQL-down phases pass (issue #7, under investigation)",
+    reason="open (issue #7): passes some runs; seen failing: a request not 200 right after Redis stops; after a "
+    "PostgreSQL cut during a commit, the balance's reserved counter stays above the open holds (commit outcome "
+    "unknown to the client); once, requests hung after PostgreSQL returned (before connect/command timeouts)",
     strict=False,
 )
 def test_redis_then_postgres_stopping_during_load(
@@ -120,7 +121,8 @@ def test_redis_then_postgres_stopping_during_load(
         refused = [(took, headers) for status, took, headers in postgres_down if status == 503]
         assert {status for status, _, _ in postgres_down} <= {200, 503}, postgres_down
         assert len(refused) >= 5
-        assert all(headers.get("Retry-After") == "1" for _, headers in refused)
+        retry_afters = [{k.lower(): v for k, v in headers.items()}.get("retry-after") for _, headers in refused]
+        assert retry_afters == ["1"] * len(refused), retry_afters
         slowest_s = max(took for took, _ in refused)
         print(f"PostgreSQL down: {len(refused)} refused with 503, slowest {slowest_s * 1000:.0f} ms")
         assert slowest_s < 10  # fail fast (generous bound: shared 2-core machine)

@@ -127,7 +127,7 @@ class Ledger:
             # The caller left; the reservation may still commit: release it when it does.
             future.add_done_callback(lambda done: self._release_orphan(hold, done))
             raise
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, OSError) as error:  # asyncpg's connect errors arrive unwrapped
             log.error("reserving %s failed: %s", hold.ref, type(error).__name__)
             raise BillingUnavailable() from None
         if outcome.reserved:
@@ -151,7 +151,7 @@ class Ledger:
         try:
             async with self._engine.connect() as conn:
                 balance = await store.read_balance(conn, account_id)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError):
             raise BillingUnavailable() from None
         if balance is not None and balance.balance_pusd < 0:
             raise PaymentRequired(NEGATIVE_BALANCE_MESSAGE, metadata={"limit_source": "account"})
@@ -179,7 +179,7 @@ class Ledger:
         try:
             try:
                 await self._run_retrying(self._closing_work(hold, charge_pusd, record), hold.ref)
-            except SQLAlchemyError as error:
+            except (SQLAlchemyError, OSError) as error:
                 if record is None:
                     raise
                 # The record cannot be written (never the money's fault): settle without it.
@@ -187,7 +187,7 @@ class Ledger:
                     "writing the usage record of %s failed (%s); settling without it", hold.ref, type(error).__name__
                 )
                 await self._run_retrying(self._closing_work(hold, charge_pusd, None), hold.ref)
-        except (SQLAlchemyError, RuntimeError) as error:
+        except (SQLAlchemyError, RuntimeError, OSError) as error:
             log.error(
                 "giving up on settling %s (%s); the sweeper voids it when its lease lapses",
                 hold.ref,
@@ -210,7 +210,7 @@ class Ledger:
                 if closed is None and work.request is not None:
                     log.warning("reservation %s was already closed (voided?): not charged again", ref)
                 return
-            except (OperationalError, InterfaceError) as error:
+            except (OperationalError, InterfaceError, OSError) as error:
                 log.warning("settling %s failed (%s); retrying in %.1f s", ref, type(error).__name__, delay_s)
                 await asyncio.sleep(delay_s)
         await self._batcher.run(work)

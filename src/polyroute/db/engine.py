@@ -22,6 +22,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 20
 PG_POOL_TIMEOUT_S = 10.0
+PG_CONNECT_TIMEOUT_S = 5.0
+PG_COMMAND_TIMEOUT_S = 30.0
 PG_POOL_RECYCLE_S = 1800
 
 
@@ -88,5 +90,11 @@ def _postgres_engine(url: str) -> AsyncEngine:
         pool_timeout=PG_POOL_TIMEOUT_S,
         pool_recycle=PG_POOL_RECYCLE_S,
         pool_pre_ping=True,  # survive a PostgreSQL restart without failing the next request
-        connect_args={"server_settings": {"application_name": "polyroute"}},
+        connect_args={
+            "server_settings": {"application_name": "polyroute"},
+            # A partitioned or half-dead server must fail requests, not hang them (asyncpg waits 60 s
+            # to connect and forever on a statement by default).
+            "timeout": PG_CONNECT_TIMEOUT_S,
+            "command_timeout": PG_COMMAND_TIMEOUT_S,
+        },
     )
