@@ -160,7 +160,9 @@ def test_anthropic_overloaded_529_is_a_502_envelope_with_the_raw_error(http: Con
 
 def test_a_failing_bedrock_endpoint_fails_over_to_anthropic(http: ContractSession, bedrock_fake: Any) -> None:
     bedrock_fake.clear()
-    reply = http.post("chat/completions", json={"model": "conf/cross-dialect", "messages": HELLO}).json()
+    # sort=price: the cheaper, failing Bedrock endpoint first every time (load balancing would draw it).
+    body = {"model": "conf/cross-dialect", "messages": HELLO, "provider": {"sort": "price"}}
+    reply = http.post("chat/completions", json=body).json()
     assert reply["choices"][0]["message"]["content"] == "Echo: hello big world"
     assert reply["provider"] == "Fake Anthropic"
     assert [r.path for r in bedrock_fake.converse_requests()] == ["/model/error-503/converse"]
