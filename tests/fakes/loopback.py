@@ -12,13 +12,21 @@ import json
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Self
 
 from aiohttp import web
 
-from tests.fakes.openai_upstream import RecordedRequest
-
 Frame = tuple[bytes, bool]  # (bytes on the wire, carries content)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    body: Any  # parsed JSON, or None when the body was empty or not JSON
+    raw: bytes
 
 
 class LoopbackUpstream:

@@ -10,13 +10,12 @@ import asyncio
 import itertools
 import json
 import re
-import socket
-import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackUpstream, RecordedRequest
 
 # Fixed scenario ids; `slow-<ms>`, `stall-after-<n>`, `cut-after-<n>`, `long-<n>` take a number.
 FIXED_SCENARIOS = (
@@ -43,15 +42,6 @@ _ERRORS: dict[str, tuple[int, str, str, str | None]] = {  # scenario -> status, 
     "error-500": (500, "The server had an error while processing your request.", "server_error", None),
     "error-503": (503, "The engine is currently overloaded, please try again later.", "server_error", None),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: Any  # parsed JSON, or None when the body was empty or not JSON
-    raw: bytes
 
 
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
@@ -167,80 +157,26 @@ class _Exchange:
         return chunk
 
 
-class FakeOpenAIUpstream:
+class FakeOpenAIUpstream(LoopbackUpstream):
     """Context manager running the fake on an ephemeral loopback port; see the module docstring."""
 
+    thread_name = "fake-openai-upstream"
+
     def __init__(self, api_key: str = "sk-fake-upstream-key", stall_s: float = 600.0) -> None:
+        super().__init__(stall_s)
         self.api_key = api_key
-        self.requests: list[RecordedRequest] = []
-        self.delay_s = 0.0  # added before every response's first byte
-        self.stall_s = stall_s  # how long `stall-after-<n>` stays silent
         self.drip_interval_s = 1.0  # between two tokens of `drip-<n>`
-        self.disconnects: list[float] = []  # time.monotonic() when a client dropped a stalled response
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def clear(self) -> None:
-        self.requests.clear()
-
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/v1/chat/completions"]
 
-    def wait_for_requests(self, count: int, timeout_s: float = 5.0) -> list[RecordedRequest]:
-        """Block until at least `count` requests arrived (the gateway may call upstream after replying)."""
-        deadline = time.monotonic() + timeout_s
-        while len(self.requests) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return list(self.requests)
-
-    # --- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> Self:
-        sock = socket.create_server(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._loop = asyncio.new_event_loop()
-        started = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(sock, started), name="fake-openai-upstream", daemon=True
-        )
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("fake OpenAI upstream did not start")
-        return self
-
-    def _run(self, sock: socket.socket, started: threading.Event) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        # Cancel a handler when its client goes away, so stalled streams do not linger.
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, sock).start())
-        started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- handlers --------------------------------------------------------------------------------
     async def _record(self, request: web.Request) -> Any:
