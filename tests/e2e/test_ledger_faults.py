@@ -7,7 +7,6 @@ Prices of every `acme/<scenario>` model: 500000 pUSD per prompt token, 1500000 p
 from __future__ import annotations
 
 import json
-import socket
 import time
 from typing import Any
 
@@ -93,18 +92,10 @@ def test_a_stream_broken_mid_way_is_charged_for_delivered_tokens_only(gateway, h
 
 
 def test_a_client_leaving_mid_stream_closes_the_upstream_and_pays_for_what_it_got(gateway, api_key, fake_upstream):
-    body = json.dumps({"model": "acme/stall-after-2", "messages": MSG, "stream": True}).encode()
-    request = (
-        f"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api_key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
     before = len(fake_upstream.disconnects)
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
-        sock.sendall(request)
-        received = b""
-        while b"w1" not in received:  # the second token arrived; the upstream now stalls
-            received += sock.recv(65536)
-        closed_at = time.monotonic()
+    # Leave once the second token arrived; the upstream now stalls.
+    body = {"model": "acme/stall-after-2", "messages": MSG, "stream": True}
+    received, closed_at = gateway.stream_then_leave(api_key, body, b"w1")
     head = received.split(b"\r\n\r\n", 1)[0].decode()
     ref = next(
         line.split(":", 1)[1].strip() for line in head.splitlines() if line.lower().startswith("x-generation-id")

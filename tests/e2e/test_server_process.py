@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -33,18 +32,10 @@ def test_a_bad_config_stops_the_start_naming_file_key_and_reason(tmp_path):
 
 
 def test_client_disconnect_closes_the_upstream_within_a_second(gateway, api_key, fake_upstream):
-    body = json.dumps({"model": "acme/stall-after-2", "messages": MSG, "stream": True}).encode()
-    request = (
-        f"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api_key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
     before = len(fake_upstream.disconnects)
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
-        sock.sendall(request)
-        received = b""
-        while b"w1" not in received:  # the second content token arrived: the upstream is now stalled
-            received += sock.recv(65536)
-        closed_at = time.monotonic()
+    # Leave once the second content token arrived: the upstream is now stalled.
+    body = {"model": "acme/stall-after-2", "messages": MSG, "stream": True}
+    _, closed_at = gateway.stream_then_leave(api_key, body, b"w1")
     deadline = closed_at + 1.0
     while len(fake_upstream.disconnects) == before and time.monotonic() < deadline + 1:
         time.sleep(0.01)

@@ -220,6 +220,24 @@ class GatewayProcess:
                 children.append(int(stat.parent.name))
         return children
 
+    def stream_then_leave(self, api_key: str, body: dict[str, Any], until: bytes) -> tuple[bytes, float]:
+        """POST a streaming chat over a raw socket, read until `until` arrives, then drop the connection
+        (a client that leaves mid-stream). Returns what was received and time.monotonic() at the drop."""
+        payload = json.dumps(body).encode()
+        request = (
+            f"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api_key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        ).encode() + payload
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(request)
+            received = b""
+            while until not in received:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise AssertionError(f"stream ended before {until!r}: {received[-300:]!r}")
+                received += chunk
+        return received, time.monotonic()
+
     def generations(self) -> list[dict[str, Any]]:
         """Every generation record in the gateway's database, oldest first (read-only, for assertions)."""
         from polyroute.settings import normalize_database_url
