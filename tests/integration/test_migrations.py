@@ -49,7 +49,7 @@ async def schema_differences(url: str) -> list[object]:
 async def test_upgrade_creates_every_table_at_head(database_url: str) -> None:
     assert await current_revision(database_url) is None
     await upgrade_database(database_url)
-    assert await current_revision(database_url) == head_revision() == "0003"
+    assert await current_revision(database_url) == head_revision() == "0004"
     assert {
         "accounts",
         "api_keys",

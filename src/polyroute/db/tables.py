@@ -93,6 +93,7 @@ accounts = Table(
     Column("default_model", Text, nullable=True),
     _created_at(),
     Column("password_hash", Text, nullable=True),  # Argon2id PHC string; None = cannot sign in to the web app
+    Column("provider_preferences", Text, nullable=True),  # JSON `provider` object applied under each request's own
 )
 
 api_keys = Table(
@@ -110,6 +111,8 @@ api_keys = Table(
     _created_at(),
     Column("updated_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+    Column("rpm", Integer, nullable=True),  # the key's requests/minute limit; None = the instance default
+    Column("tpm", Integer, nullable=True),  # the key's tokens/minute limit; None = the instance default
 )
 
 # An append-only log: no foreign keys, so history outlives keys and accounts, and one bad id
