@@ -173,7 +173,8 @@ class Relay:
         if not model:
             raise BadRequest('No model specified: set `model` (e.g. "openai/gpt-4o")')
         preferences = parse_preferences(request.provider)
-        slugs = [model, *request.models]
+        # No fallback models of its own: the operator's configured chain for the model, if any.
+        slugs = [model, *(request.models or self.catalog.resolve(model)[0].fallbacks)]
         keys = [(m.id, e.provider) for m in (self.catalog.resolve(s)[0] for s in slugs) for e in m.endpoints]
         health = self.health.snapshot(keys)
         sent = [*request.params, *(["max_tokens"] if request.max_tokens is not None else [])]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from polyroute.catalog.config_fields import ConfigError, Fields
+from polyroute.catalog.fallbacks import FallbackCycle, UnknownFallback, check_and_expand
 from polyroute.catalog.presets import BEDROCK_DEFAULT_REGION, bedrock_credentials, bedrock_url
 from polyroute.catalog.types import DIALECTS, EndpointSpec, ModelSpec, Pricing, ProviderSpec
 from polyroute.domain.money import per_million_to_pusd_per_token, usd_to_pusd
@@ -28,7 +29,7 @@ TOP_LEVEL_KEYS = frozenset({"providers", "models", "aliases", "server"})  # [ser
 PROVIDER_KEYS = frozenset({"type", "base_url", "api_key_env", "name", "headers", "data_collection", "region",
                            "options"})
 MODEL_KEYS = frozenset({"id", "name", "context_length", "description", "input_modalities", "supported_parameters",
-                        "tokenizer", "hugging_face_id", "endpoints"})
+                        "tokenizer", "hugging_face_id", "endpoints", "fallbacks"})
 # Prices: `*_price` per million tokens, except request_price (USD per request) and image_price (per image).
 ENDPOINT_KEYS = frozenset({"provider", "upstream_id", "context_length", "max_completion_tokens", "supported_parameters",
                            "quantization", "input_modalities", "path", "prompt_price", "completion_price",
@@ -68,6 +69,7 @@ def load_config(
     created_s = int(path.stat().st_mtime)  # config models appear as "added when the file last changed"
     models: dict[str, ModelSpec] = {}
     first_index: dict[str, int] = {}
+    graph: dict[str, tuple[str, ...]] = {}  # model id -> its own `fallbacks`, in file order
     for i, table in enumerate(top.tables("models")):
         fields = Fields(path, f"models[{i}]", table, MODEL_KEYS)
         model_id = fields.required_string("id", pattern=MODEL_ID)
@@ -75,8 +77,28 @@ def load_config(
             raise fields.error("id", f"duplicate model id {model_id!r} (first at models[{first_index[model_id]}])")
         first_index[model_id] = i
         models[model_id] = _model(fields, model_id, builtin_models.get(model_id), known, created_s)
-    aliases = _aliases(top, {**builtin_models, **models})
+        if (fallbacks := fields.string_list("fallbacks")) is not None:
+            graph[model_id] = fallbacks
+    all_models = {**builtin_models, **models}
+    for model_id, chain in _fallback_chains(path, graph, first_index, all_models).items():
+        models[model_id] = dataclasses.replace(models[model_id], fallbacks=chain)
+    aliases = _aliases(top, all_models)
     return OperatorConfig(providers, models, aliases)
+
+
+def _fallback_chains(
+    file: Path, graph: dict[str, tuple[str, ...]], index: Mapping[str, int], known: Mapping[str, ModelSpec]
+) -> dict[str, tuple[str, ...]]:
+    """Each model's expanded fallback chain; an unknown target or a cycle stops the start."""
+    try:
+        return check_and_expand(graph, known)
+    except UnknownFallback as exc:
+        position = graph[exc.model_id].index(exc.target)
+        key = f"models[{index[exc.model_id]}].fallbacks[{position}]"
+        raise ConfigError(file, key, f"unknown model {exc.target!r}") from None
+    except FallbackCycle as exc:
+        key = f"models[{index[exc.path[0]]}].fallbacks"
+        raise ConfigError(file, key, f"fallback cycle {' → '.join(exc.path)}") from None
 
 
 def _aliases(top: Fields, models: Mapping[str, ModelSpec]) -> dict[str, str]:

@@ -83,3 +83,4 @@ class ModelSpec:
     instruct_type: str | None = None
     hugging_face_id: str | None = None
     supports_reasoning: bool = False
+    fallbacks: tuple[str, ...] = ()  # operator-configured, already expanded (catalog/fallbacks.py)
