@@ -80,6 +80,7 @@ class Settings:
     reservation_lease_s: float = 60.0  # a dead process's credit reservations are voided this long after it stops
     timeouts: Timeouts = field(default_factory=Timeouts)
     redis_url: str | None = None  # shared limits and cache invalidation across processes (scale-out)
+    routing_seed: int | None = None  # seeds the load balancer's draws (reproducible routing); None: system randomness
     limits: LimitSettings = field(default_factory=LimitSettings)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -110,6 +111,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, config_path: str 
             keepalive_s=_float(env, "POLYROUTE_KEEPALIVE_S", 5.0),
         ),
         redis_url=env.get("POLYROUTE_REDIS_URL") or None,
+        routing_seed=_int(env, "POLYROUTE_ROUTING_SEED", 0) if env.get("POLYROUTE_ROUTING_SEED") else None,
         limits=LimitSettings(
             key_rpm=_int(env, "POLYROUTE_KEY_RPM", 0),
             key_tpm=_int(env, "POLYROUTE_KEY_TPM", 0),

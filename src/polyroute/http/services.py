@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 
@@ -69,7 +70,8 @@ async def start_services(settings: Settings) -> Services:
     leases = LeaseKeeper(ledger, writer, record_for=void_record)
     await leases.start()  # voids what a process that died left reserved
     providers = ProviderPool(settings.timeouts)
-    relay = Relay(catalog, providers, ledger, keepalive_s=settings.timeouts.keepalive_s)
+    rng = random.Random(settings.routing_seed) if settings.routing_seed is not None else None
+    relay = Relay(catalog, providers, ledger, keepalive_s=settings.timeouts.keepalive_s, rng=rng)
     authenticator = KeyAuthenticator(accounts, settings.key_cache_ttl_s)
     bus = await start_cache_bus(settings, authenticator)
     services = Services(
