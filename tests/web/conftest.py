@@ -8,10 +8,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 from starlette.testclient import TestClient
 
 from polyroute.http.app import create_app
 from polyroute.settings import load_settings
+from tests.fakes.openai_upstream import FakeOpenAIUpstream
+from tests.support.gateway import UPSTREAM_KEY_ENV, GatewayProcess, acme_config_toml
+from tests.web.browser import CHROMIUM_ARGS, RESULTS_DIR, require_chromium
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORD = "correct horse battery"
@@ -60,3 +64,33 @@ def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> int:
     page = client.get("/login")
     response = client.post("/login", data={"csrf_token": csrf_of(page.text), "email": email, "password": password})
     return response.status_code
+
+
+# --- the real gateway process behind a fake upstream, and Debian's Chromium (browser tests) -----------
+@pytest.fixture(scope="module")
+def fake_upstream() -> Iterator[FakeOpenAIUpstream]:
+    with FakeOpenAIUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(require_chromium()), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def acme_gateway(workdir: Path, upstream: FakeOpenAIUpstream, extra_toml: str = "", **env: str) -> GatewayProcess:
+    """The gateway with the fake's `acme/*` models (tests/support/gateway.py), not yet started."""
+    config = acme_config_toml(upstream.base_url, extra_toml=extra_toml)
+    return GatewayProcess(workdir, config, {UPSTREAM_KEY_ENV: upstream.api_key, **env})
+
+
+def browser_sign_up(page: Page, root: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(root + "/signup")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url("**/keys")

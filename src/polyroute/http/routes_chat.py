@@ -113,6 +113,8 @@ async def _chat_completions(request: Request, services: Services) -> Response | 
         raise Forbidden("Management keys cannot call inference endpoints; use a regular API key")
     body = await read_json_body(request, services.settings.max_body_bytes)
     chat = parse_chat_request(body, attribution_of(request))
+    # The account's default `provider` object (Settings page) under the request's own, field by field.
+    chat.provider = await services.provider_defaults.apply(key.account_id, chat.provider)
     await admit(services, key, chat)
     call = CallInfo(generation_id=new_generation_id(), key=key, started_s=started_s)
     headers = {"X-Generation-Id": call.generation_id}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute.accounts.authenticator import KeyAuthenticator
+from polyroute.accounts.provider_defaults import AccountProviderDefaults
 from polyroute.accounts.store import AccountStore
 from polyroute.billing.leases import LeaseKeeper
 from polyroute.billing.ledger import Ledger
@@ -49,6 +50,7 @@ class Services:
     models: ModelViews
     limiter: RequestLimiter
     gate: ConcurrencyGate
+    provider_defaults: AccountProviderDefaults
     bus: CacheBus | None = None
 
 
@@ -74,6 +76,10 @@ async def start_services(settings: Settings) -> Services:
     relay = Relay(catalog, providers, ledger, keepalive_s=settings.timeouts.keepalive_s, rng=rng)
     authenticator = KeyAuthenticator(accounts, settings.key_cache_ttl_s)
     bus = await start_cache_bus(settings, authenticator)
+    provider_defaults = AccountProviderDefaults(engine, settings.key_cache_ttl_s)
+    if bus is not None:  # a changed account preference reaches every process at once
+        bus.on("prefs", provider_defaults.forget_local)
+        provider_defaults.on_forget = lambda account_id: bus.publish("prefs", str(account_id))
     services = Services(
         settings=settings,
         engine=engine,
@@ -89,6 +95,7 @@ async def start_services(settings: Settings) -> Services:
         models=ModelViews(catalog, relay.health),
         limiter=RequestLimiter(limit_store(settings), settings.limits),
         gate=ConcurrencyGate(settings.limits.max_in_flight),
+        provider_defaults=provider_defaults,
         bus=bus,
     )
     log.info(

@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from polyroute.accounts.sessions import ABSOLUTE_TIMEOUT, WebSession
 from polyroute.accounts.types import Account
-from polyroute.web.forms import FormTooLarge, read_form
+from polyroute.web.forms import Form, FormTooLarge, read_form
 from polyroute.web.rendering import render
 from polyroute.web.state import web_services
 
@@ -115,7 +115,7 @@ def page(*, signed_in: bool = True, admin: bool = False) -> Callable[[Handler], 
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def guarded(request: Request) -> Response:
-            request.state.form = {}
+            request.state.form = Form()
             found = await _session(request)
             request.state.user = None if found is None else found[1]
             request.state.session = None if found is None else found[0]

@@ -1,4 +1,5 @@
-"""Settings (default model, password) for everyone; Admin (accounts, providers, grants, codes, sign-up)."""
+"""Settings (default model, provider preferences, password) for everyone; Admin (accounts, providers
+with their endpoints' live health, grants, codes, sign-up)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,19 @@ from polyroute.accounts.passwords import WeakPassword, hash_password, verify_pas
 from polyroute.billing import ledger_store
 from polyroute.domain.money import MoneyFormatError, usd_to_pusd
 from polyroute.web.auth import page
+from polyroute.web.provider_prefs import PreferenceError, as_typed, for_form, from_form
 from polyroute.web.rendering import render, usd
 from polyroute.web.state import web_services
 
 
 async def _settings_page(request: Request, status: int = 200, **context: object) -> Response:
-    models = web_services(request).core.catalog.list_models()
-    return render(request, "settings.html", status=status, models=models, **context)
+    core = web_services(request).core
+    providers = sorted(core.catalog.providers.values(), key=lambda p: p.display_name.lower())
+    if "prefs" not in context:
+        context["prefs"] = for_form(await core.provider_defaults.get(request.state.user.id))
+    return render(
+        request, "settings.html", status=status, models=core.catalog.list_models(), providers=providers, **context
+    )
 
 
 @page()
@@ -37,6 +44,19 @@ async def default_model(request: Request) -> Response:
         await conn.execute(accounts.update().where(accounts.c.id == request.state.user.id).values(default_model=wanted))
     request.state.user = await core.accounts.get_account(request.state.user.id)
     return await _settings_page(request, notice="Default model saved.")
+
+
+@page()
+async def provider_preferences(request: Request) -> Response:
+    core = web_services(request).core
+    try:
+        preferences = from_form(request.state.form, core.catalog.providers)
+    except PreferenceError as error:
+        # Show what was typed, so one mistake does not lose the rest of the form.
+        typed = as_typed(request.state.form)
+        return await _settings_page(request, status=400, error=f"Provider preferences: {error}", prefs=typed)
+    await core.provider_defaults.set(request.state.user.id, preferences)
+    return await _settings_page(request, notice="Provider preferences saved; they apply to every request of your keys.")
 
 
 @page()

@@ -38,6 +38,7 @@ def web_routes() -> list[BaseRoute]:
         Route("/rankings", pages_models.rankings, methods=["GET"]),
         Route("/settings", pages_admin.settings, methods=["GET"]),
         Route("/settings/default-model", pages_admin.default_model, methods=POST),
+        Route("/settings/providers", pages_admin.provider_preferences, methods=POST),
         Route("/settings/password", pages_admin.change_password, methods=POST),
         Route("/admin", pages_admin.admin, methods=["GET"]),
         Route("/admin/grant", pages_admin.grant, methods=POST),
