@@ -28,6 +28,8 @@ from polyroute.limits.resilient_store import ResilientLimitStore
 from polyroute.limits.store import LimitStore
 from polyroute.providers.registry import ProviderPool, supported_dialects
 from polyroute.relay import Relay, void_record
+from polyroute.routing.health import HealthStore, MemoryHealth
+from polyroute.routing.redis_health import SharedHealth
 from polyroute.settings import Settings
 from polyroute.usage_log.store import GenerationStore
 
@@ -73,7 +75,8 @@ async def start_services(settings: Settings) -> Services:
     await leases.start()  # voids what a process that died left reserved
     providers = ProviderPool(settings.timeouts)
     rng = random.Random(settings.routing_seed) if settings.routing_seed is not None else None
-    relay = Relay(catalog, providers, ledger, keepalive_s=settings.timeouts.keepalive_s, rng=rng)
+    health = await start_health(settings)
+    relay = Relay(catalog, providers, ledger, keepalive_s=settings.timeouts.keepalive_s, health=health, rng=rng)
     authenticator = KeyAuthenticator(accounts, settings.key_cache_ttl_s)
     bus = await start_cache_bus(settings, authenticator)
     provider_defaults = AccountProviderDefaults(engine, settings.key_cache_ttl_s)
@@ -115,6 +118,15 @@ def limit_store(settings: Settings) -> LimitStore:
     return ResilientLimitStore(RedisLimitStore.from_url(settings.redis_url, prefix=prefix))
 
 
+async def start_health(settings: Settings) -> HealthStore:
+    """Endpoint stats: in this process, and with Redis shared with every other process (docs/routing.md)."""
+    if settings.redis_url is None:
+        return MemoryHealth()
+    shared = SharedHealth(MemoryHealth(), settings.redis_url, stream_key=settings.limits.redis_prefix + "health")
+    await shared.start()
+    return shared
+
+
 async def start_cache_bus(settings: Settings, authenticator: KeyAuthenticator) -> CacheBus | None:
     """With Redis, a key dropped from one process's cache is dropped from every process's at once."""
     if settings.redis_url is None:
@@ -131,6 +143,8 @@ async def stop_services(services: Services) -> None:
     await services.ledger.wait_finishing()
     if services.bus is not None:
         await services.bus.aclose()
+    if isinstance(services.relay.health, SharedHealth):
+        await services.relay.health.aclose()
     await services.limiter.aclose()
     await services.leases.aclose()
     await services.writer.aclose()

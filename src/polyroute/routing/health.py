@@ -2,8 +2,8 @@
 
 The relay reports every upstream attempt's outcome here; routing reads a `HealthSnapshot` (plain
 values) to order the next plan. `HealthStore` is the seam: `MemoryHealth` keeps everything in this
-process with an injected clock; a Redis-backed store can implement the same protocol to share stats
-between workers.
+process with an injected clock; `SharedHealth` (routing/redis_health.py) wraps it to share outcomes
+between processes through Redis.
 
 Circuit breaking: `eject_after` consecutive failures eject an endpoint for `base_ejection_s`,
 doubling on every re-ejection up to `max_ejection_s`. When the period ends the endpoint is half-open:
@@ -153,9 +153,16 @@ class MemoryHealth:
         return entry
 
     def record_success(
-        self, key: EndpointKey, *, ttft_s: float | None, latency_s: float, completion_tokens: int
+        self,
+        key: EndpointKey,
+        *,
+        ttft_s: float | None,
+        latency_s: float,
+        completion_tokens: int,
+        ago_s: float = 0.0,
     ) -> None:
-        now = self._clock()
+        """`ago_s`: the outcome happened that long ago (another process's, merged late)."""
+        now = self._clock() - ago_s
         entry = self._get(key)
         throughput = None
         if ttft_s is not None and completion_tokens > 1 and latency_s > ttft_s:
@@ -168,18 +175,18 @@ class MemoryHealth:
             entry.ejections = max(0, entry.ejections - 1)
         entry.cached = None
 
-    def record_failure(self, key: EndpointKey, *, retry_after_s: float | None = None) -> None:
-        now = self._clock()
+    def record_failure(self, key: EndpointKey, *, retry_after_s: float | None = None, ago_s: float = 0.0) -> None:
+        now = self._clock() - ago_s
         entry = self._get(key)
         entry.samples.append(_Sample(now, False))
-        entry.last_failure_s = now
+        entry.last_failure_s = now if entry.last_failure_s is None else max(entry.last_failure_s, now)
         entry.consecutive_failures += 1
         if retry_after_s is not None:
             entry.avoid_until_s = max(entry.avoid_until_s, now + retry_after_s)
         if entry.consecutive_failures >= self._eject_after or entry.probe_in_flight:
             entry.ejections += 1
             period = min(self._max_ejection_s, self._base_ejection_s * 2 ** (entry.ejections - 1))
-            entry.ejected_until_s = now + period
+            entry.ejected_until_s = entry.last_failure_s + period  # from the newest failure (merged ones may be older)
             entry.consecutive_failures = 0
         entry.probe_in_flight = False
         entry.cached = None

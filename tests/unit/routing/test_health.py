@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from polyroute.routing.health import HealthState, MemoryHealth, percentiles
+from polyroute.routing.health import STATS_WINDOW_S, HealthState, MemoryHealth, percentiles
 from polyroute.routing.retry import RetryBudget, RetryPolicy, retry_wait_s
 
 KEY = ("a/m", "p")
@@ -88,3 +88,17 @@ def test_retry_budget_limits_retries_to_a_fraction_of_requests():
     for _ in range(5):
         budget.deposit()
     assert budget.withdraw() and not budget.withdraw()
+
+
+def test_outcomes_merged_late_count_from_when_they_happened():
+    clock = Clock()
+    health = MemoryHealth(clock)
+    health.record_failure(KEY, ago_s=31)  # another process's failure, older than the failure window
+    assert health.snapshot([KEY]).of(KEY).state is HealthState.OK
+    health.record_failure(KEY, ago_s=5)
+    health.record_failure(KEY, ago_s=40)  # arrives out of order: the newer failure still counts
+    stats = health.snapshot([KEY]).of(KEY)
+    assert stats.state is HealthState.EJECTED and stats.uptime == 0.0
+    assert stats.ejected_until_s == clock.now - 5 + 30  # the period runs from the newest failure
+    health.record_success(KEY, ttft_s=0.1, latency_s=1.1, completion_tokens=11, ago_s=STATS_WINDOW_S + 1)
+    assert health.snapshot([KEY]).of(KEY).uptime == 0.0  # outside the stats window: not counted
