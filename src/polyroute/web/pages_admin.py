@@ -3,17 +3,19 @@ with their endpoints' live health, grants, codes, sign-up)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from polyroute.accounts.passwords import WeakPassword, hash_password, verify_password
 from polyroute.billing import ledger_store
 from polyroute.domain.money import MoneyFormatError, usd_to_pusd
 from polyroute.web.auth import page
+from polyroute.web.endpoint_health import endpoint_rows
 from polyroute.web.provider_prefs import PreferenceError, as_typed, for_form, from_form
-from polyroute.web.rendering import render, usd
+from polyroute.web.rendering import SECURITY_HEADERS, render, usd
 from polyroute.web.state import web_services
 
 
@@ -86,9 +88,11 @@ async def _admin_page(request: Request, status: int = 200, **context: object) ->
     for slug, spec in sorted(core.catalog.providers.items()):
         endpoints = sum(1 for m in core.catalog.models.values() for e in m.endpoints if e.provider == slug)
         providers.append((spec, core.catalog.is_routable(slug), endpoints))
+    all_endpoints = request.query_params.get("endpoints") == "all"
     return render(
         request, "admin.html", status=status, accounts=rows, providers=providers, codes=await web.codes.list(),
-        signup_open=await web.instance.signup_open(), **context,
+        signup_open=await web.instance.signup_open(), endpoints=endpoint_rows(core, all_endpoints),
+        all_endpoints=all_endpoints, **context,
     )  # fmt: skip
 
 
@@ -105,6 +109,13 @@ def _amount(text: str) -> int:
 @page(admin=True)
 async def admin(request: Request) -> Response:
     return await _admin_page(request)
+
+
+@page(admin=True)
+async def endpoints_json(request: Request) -> Response:
+    """The endpoints table's rows, polled by the admin page every few seconds."""
+    rows = endpoint_rows(web_services(request).core, request.query_params.get("endpoints") == "all")
+    return JSONResponse({"endpoints": rows, "at": time.time()}, headers=SECURITY_HEADERS)
 
 
 @page(admin=True)

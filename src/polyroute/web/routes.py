@@ -41,6 +41,7 @@ def web_routes() -> list[BaseRoute]:
         Route("/settings/providers", pages_admin.provider_preferences, methods=POST),
         Route("/settings/password", pages_admin.change_password, methods=POST),
         Route("/admin", pages_admin.admin, methods=["GET"]),
+        Route("/admin/endpoints.json", pages_admin.endpoints_json, methods=["GET"]),
         Route("/admin/grant", pages_admin.grant, methods=POST),
         Route("/admin/codes", pages_admin.create_code, methods=POST),
         Route("/admin/signup", pages_admin.signup_toggle, methods=POST),
