@@ -11,7 +11,15 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from polyroute.domain.errors import GatewayError
-from polyroute.http import routes_accounting, routes_chat, routes_health, routes_keys, routes_metrics, routes_models
+from polyroute.http import (
+    routes_accounting,
+    routes_admin,
+    routes_chat,
+    routes_health,
+    routes_keys,
+    routes_metrics,
+    routes_models,
+)
 from polyroute.http.responses import handle_gateway_error, handle_http_exception, handle_unexpected
 from polyroute.http.services import start_services, stop_services
 from polyroute.observability.middleware import ObservabilityMiddleware
@@ -34,6 +42,7 @@ def api_routes() -> list[Route]:
         Route("/credits", routes_accounting.credits, methods=["GET"]),
         Route("/generation", routes_accounting.generation, methods=["GET"]),
         Route("/activity", routes_accounting.activity, methods=["GET"]),
+        Route("/admin/endpoints", routes_admin.endpoints_health, methods=["GET"]),  # admin accounts only
     ]
 
 
