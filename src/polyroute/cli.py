@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from polyroute import __version__
 from polyroute.accounts.keys import hash_key, looks_like_key
 from polyroute.accounts.passwords import PasswordStore, WeakPassword, hash_password
-from polyroute.accounts.store import AccountStore
+from polyroute.accounts.store import MAX_RATE_PER_MINUTE, AccountStore, KeyChanges, is_rate_limit
 from polyroute.accounts.types import Account, ApiKey
 from polyroute.billing import ledger_store
 from polyroute.billing.ledger_store import Balance
@@ -94,8 +94,15 @@ def _add_keys_commands(keys: argparse.ArgumentParser) -> None:
         "--limit-reset", choices=("daily", "weekly", "monthly"), help="reset the limit each UTC day, week or month"
     )
     create.add_argument("--expires-at", metavar="ISO", help="expiry, an ISO 8601 UTC date-time")
+    _add_rate_arguments(create)
     create.add_argument("--json", action="store_true", help="print a JSON object")
     create.set_defaults(handler=_keys_create)
+
+    update = sub.add_parser("update", help="change an existing key's per-minute rate limits")
+    update.add_argument("hash", metavar="HASH", help="the key's hash as shown by `keys list`")
+    _add_rate_arguments(update)
+    update.add_argument("--json", action="store_true", help="print a JSON object")
+    update.set_defaults(handler=_keys_update)
 
     listing = sub.add_parser("list", help="list keys (never shows the keys themselves)")
     listing.add_argument("--account", help="only this account's keys")
@@ -106,6 +113,27 @@ def _add_keys_commands(keys: argparse.ArgumentParser) -> None:
     revoke = sub.add_parser("revoke", help="revoke a key by its hash")
     revoke.add_argument("hash", metavar="HASH", help="the key's hash as shown by `keys list`")
     revoke.set_defaults(handler=_keys_revoke)
+
+
+def _add_rate_arguments(parser: argparse.ArgumentParser) -> None:
+    rate_help = "the key's own {} per minute: N (0 = no limit) or `default` (the instance's POLYROUTE_KEY_{})"
+    parser.add_argument("--rpm", type=_rate, metavar="N", help=rate_help.format("requests", "RPM"))
+    parser.add_argument("--tpm", type=_rate, metavar="N", help=rate_help.format("tokens", "TPM"))
+
+
+_DEFAULT_RATE = -1  # `--rpm default`: back to the instance default (NULL in api_keys)
+
+
+def _rate(text: str) -> int:
+    if text.strip().lower() == "default":
+        return _DEFAULT_RATE
+    if not text.strip().isdigit() or not is_rate_limit(int(text)):
+        raise argparse.ArgumentTypeError(f"expected 0..{MAX_RATE_PER_MINUTE} or `default`, got {text!r}")
+    return int(text)
+
+
+def _rate_value(parsed: int | None) -> int | None:
+    return None if parsed is None or parsed == _DEFAULT_RATE else parsed
 
 
 def _add_accounts_commands(accounts: argparse.ArgumentParser) -> None:
@@ -175,6 +203,8 @@ def _keys_create(args: argparse.Namespace) -> int:
             limit_pusd=limit_pusd,
             limit_reset=args.limit_reset,
             expires_at=expires_at,
+            rpm=_rate_value(args.rpm),
+            tpm=_rate_value(args.tpm),
         )
         balance = (
             None if grant_pusd is None else await _grant(engine, account.id, grant_pusd, f"with key {record.hash}")
@@ -216,13 +246,68 @@ def _keys_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_update(args: argparse.Namespace) -> int:
+    key_hash = hash_key(args.hash) if looks_like_key(args.hash) else args.hash.strip().lower()
+    changes: KeyChanges = {}
+    if args.rpm is not None:
+        changes["rpm"] = _rate_value(args.rpm)
+    if args.tpm is not None:
+        changes["tpm"] = _rate_value(args.tpm)
+    if not changes:
+        raise CliError("nothing to change: give --rpm and/or --tpm")
+    settings = load_settings()
+
+    async def update(store: AccountStore) -> ApiKey | None:
+        updated = await store.update_key(key_hash, **changes)
+        if updated is not None:
+            await _invalidate_key(settings, key_hash)
+        return updated
+
+    updated = _with_store(settings, update)
+    if updated is None:
+        raise CliError(f"no API key with hash {key_hash}")
+    if args.json:
+        _print_json(_key_json(updated, ""))
+    else:
+        print(f"updated {updated.label} ({updated.name}): rpm {_rate_text(updated.rpm)}, tpm {_rate_text(updated.tpm)}")
+    return 0
+
+
+def _rate_text(rate: int | None) -> str:
+    return "default" if rate is None else "unlimited" if rate == 0 else str(rate)
+
+
+async def _invalidate_key(settings: Settings, key_hash: str) -> None:
+    """Tell running gateways to drop the key from their caches now (else they see it within the cache TTL).
+
+    Same channel and message as `cache_bus.CacheBus` (`<prefix>invalidate`, `key:<hash>`); best effort.
+    """
+    if settings.redis_url is None:
+        return
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0)
+    try:
+        await client.publish(settings.limits.redis_prefix + "invalidate", f"key:{key_hash}")
+    except (RedisError, OSError) as exc:
+        print(f"polyroute: gateways not notified ({exc}); they catch up within the key cache TTL", file=sys.stderr)
+    finally:
+        await client.aclose()
+
+
 def _keys_revoke(args: argparse.Namespace) -> int:
     key_hash = hash_key(args.hash) if looks_like_key(args.hash) else args.hash.strip().lower()
 
-    async def revoke(store: AccountStore) -> ApiKey | None:
-        return await store.find_key(key_hash) if await store.revoke_key(key_hash) else None
+    settings = load_settings()
 
-    revoked = _with_store(load_settings(), revoke)
+    async def revoke(store: AccountStore) -> ApiKey | None:
+        if not await store.revoke_key(key_hash):
+            return None
+        await _invalidate_key(settings, key_hash)
+        return await store.find_key(key_hash)
+
+    revoked = _with_store(settings, revoke)
     if revoked is None:
         raise CliError(f"no API key with hash {key_hash}")
     print(f"revoked {revoked.label} ({revoked.name})")
@@ -383,6 +468,8 @@ def _key_json(key: ApiKey, email: str) -> dict[str, Any]:
         "disabled": key.disabled,
         "limit_pusd": key.limit_pusd,
         "limit_reset": key.limit_reset,
+        "rpm": key.rpm,
+        "tpm": key.tpm,
         "created_at": _iso(key.created_at),
         "updated_at": _iso(key.updated_at),
         "expires_at": _iso(key.expires_at),

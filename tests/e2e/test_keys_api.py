@@ -80,6 +80,52 @@ def test_patch_changes_limit_and_disables_at_once(admin, gateway):
     assert chat(gateway, key).status_code == 200
 
 
+def test_rate_limit_extension_is_stored_returned_and_enforced(admin, gateway):
+    body = admin.post("keys", json={"name": "rated", "rate_limit": {"requests_per_minute": 3}}).json()
+    key, key_hash = body["key"], body["data"]["hash"]
+    assert body["data"]["rate_limit"] == {"requests_per_minute": 3, "tokens_per_minute": None}
+    assert [chat(gateway, key).status_code for _ in range(5)] == [200, 200, 200, 429, 429]
+    refused = chat(gateway, key)
+    assert refused.json()["error"]["message"] == "Rate limit exceeded: key-requests-per-min."
+    assert refused.headers["X-RateLimit-Limit"] == "3"
+    # PATCH: only the fields given change; null hands the key back to the instance default (none here).
+    patched = admin.patch(f"keys/{key_hash}", json={"rate_limit": {"tokens_per_minute": 5000}}).json()["data"]
+    assert patched["rate_limit"] == {"requests_per_minute": 3, "tokens_per_minute": 5000}
+    cleared = admin.patch(f"keys/{key_hash}", json={"rate_limit": {"requests_per_minute": None}}).json()["data"]
+    assert cleared["rate_limit"] == {"requests_per_minute": None, "tokens_per_minute": 5000}
+    assert chat(gateway, key).status_code == 200
+    assert admin.get(f"keys/{key_hash}").json()["data"]["rate_limit"]["tokens_per_minute"] == 5000
+    reset = admin.patch(f"keys/{key_hash}", json={"rate_limit": None}).json()["data"]
+    assert reset["rate_limit"] == {"requests_per_minute": None, "tokens_per_minute": None}
+    listed = {k["hash"]: k for k in admin.get("keys").json()["data"]}
+    assert listed[key_hash]["rate_limit"] == {"requests_per_minute": None, "tokens_per_minute": None}
+
+
+@pytest.mark.parametrize(
+    "rate_limit",
+    [
+        {"requests_per_minute": -1},
+        {"requests_per_minute": 10**12},
+        {"requests_per_minute": 2.5},
+        {"requests_per_minute": "10"},
+        {"requests_per_minute": True},
+        {"tokens_per_minute": -5},
+        {"tokens_per_minute": [100]},
+        {"rpm": 10},
+        10,
+        "fast",
+    ],
+)
+def test_bad_rate_limits_are_400_on_create_and_patch(admin, rate_limit):
+    created = admin.post("keys", json={"name": "x", "rate_limit": rate_limit})
+    assert created.status_code == 400 and "rate_limit" in created.json()["error"]["message"]
+    key_hash = admin.post("keys", json={"name": "victim"}).json()["data"]["hash"]
+    patched = admin.patch(f"keys/{key_hash}", json={"rate_limit": rate_limit})
+    assert patched.status_code == 400 and "rate_limit" in patched.json()["error"]["message"]
+    assert patched.json()["error"]["code"] == 400
+    assert admin.get(f"keys/{key_hash}").json()["data"]["rate_limit"]["requests_per_minute"] is None
+
+
 def test_delete_revokes(admin, gateway):
     body = admin.post("keys", json={"name": "doomed"}).json()
     assert admin.delete(f"keys/{body['data']['hash']}").json() == {"deleted": True}

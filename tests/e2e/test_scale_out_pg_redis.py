@@ -63,6 +63,31 @@ def test_a_burst_over_two_processes_admits_exactly_the_key_limit(pair: tuple[Gat
     assert int(refused.headers["x-ratelimit-reset"]) > time.time() * 1000 - 5_000
 
 
+def test_a_key_limit_changed_on_one_process_governs_the_next_burst_on_the_other(
+    pair: tuple[GatewayProcess, GatewayProcess],
+) -> None:
+    first, second = pair
+    manager = first.create_key(name="adm", account="per@example.com", management=True)["key"]
+    admin = {"Authorization": f"Bearer {manager}"}
+    created = first.create_key(name="per-key", account="per@example.com")
+    key, key_hash = created["key"], created["hash"]
+    # The second process caches the key (TTL 30 s): only the cache bus can bring it the change.
+    assert requests.get(f"{second.base_url}/key", headers={"Authorization": f"Bearer {key}"}, timeout=10).ok
+    for limit, count in ((3, 60), (25, 120)):
+        body = {"rate_limit": {"requests_per_minute": limit}}
+        patched = requests.patch(f"{first.base_url}/keys/{key_hash}", json=body, headers=admin, timeout=10)
+        assert patched.status_code == 200 and patched.json()["data"]["rate_limit"]["requests_per_minute"] == limit
+        time.sleep(0.5)  # the invalidation is published and delivered (measured ~50 ms)
+        replies, took_s = burst([(second.base_url, key)] * count)
+        statuses = [reply.status for reply in replies]
+        admitted = statuses.count(200)
+        print(f"limit {limit}/min set on the first process: {admitted} of {count} admitted by the second")
+        assert limit <= admitted <= limit + int(took_s // (60 / limit)), statuses
+        assert set(statuses) == {200, 429}
+        refused = next(reply for reply in replies if reply.status == 429)
+        assert refused.headers["x-ratelimit-limit"] == str(limit)
+
+
 def test_a_concurrent_burst_on_one_account_overspends_by_zero(pair: tuple[GatewayProcess, GatewayProcess]) -> None:
     first, second = pair
     account = "money@example.com"

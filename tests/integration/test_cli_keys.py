@@ -83,6 +83,30 @@ def test_keys_list_filters_by_account_and_hides_revoked_keys(env: dict[str, str]
     assert alice["key"] not in table
 
 
+def test_keys_create_and_update_set_the_keys_own_rate_limits(env: dict[str, str]) -> None:
+    created = json.loads(polyroute(env, "keys", "create", "--name", "r", "--rpm", "30", "--tpm", "0", "--json").stdout)
+    assert (created["rpm"], created["tpm"]) == (30, 0)
+    result = polyroute(env, "keys", "update", created["hash"], "--tpm", "9000", "--json")
+    assert result.returncode == 0, result.stderr
+    assert (json.loads(result.stdout)["rpm"], json.loads(result.stdout)["tpm"]) == (30, 9000)
+    result = polyroute(env, "keys", "update", created["key"], "--rpm", "default")  # the key itself works too
+    assert result.returncode == 0 and "rpm default, tpm 9000" in result.stdout, result
+    listed = json.loads(polyroute(env, "keys", "list", "--json").stdout)
+    assert [(k["rpm"], k["tpm"]) for k in listed] == [(None, 9000)]
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "lots", "1000000001"])
+def test_keys_rate_limits_refuse_bad_values(env: dict[str, str], value: str) -> None:
+    result = polyroute(env, "keys", "create", "--name", "r", "--rpm", value)
+    assert result.returncode == 2 and "--rpm" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_keys_update_needs_a_change_and_a_known_key(env: dict[str, str]) -> None:
+    created = json.loads(polyroute(env, "keys", "create", "--name", "r", "--json").stdout)
+    assert_one_line_error(polyroute(env, "keys", "update", created["hash"]), "nothing to change")
+    assert_one_line_error(polyroute(env, "keys", "update", "0" * 64, "--rpm", "5"), "no API key with hash")
+
+
 def test_keys_revoke_of_an_unknown_hash_exits_1_with_one_line(env: dict[str, str]) -> None:
     assert_one_line_error(polyroute(env, "keys", "revoke", "0" * 64), "no API key with hash")
 

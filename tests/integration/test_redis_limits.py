@@ -48,3 +48,19 @@ async def test_concurrent_decisions_admit_exactly_the_limit(redis_store: RedisLi
     rule = Rule("k:burst:rpm", "gcra", 10, MINUTE_US, "key-requests-per-min")
     verdicts = await asyncio.gather(*(redis_store.decide([rule], T0) for _ in range(200)))
     assert sum(v.allowed for v in verdicts) == 10
+
+
+async def test_lua_and_memory_adjust_identically(redis_store: RedisLimitStore) -> None:
+    """The tokens-per-minute correction (charge or refund) gives the same later decisions in both stores."""
+    memory = MemoryLimitStore()
+    rng = random.Random(11)
+    now = T0
+    for _ in range(400):
+        now += rng.choice([0, 1_000, 200_000, 2 * US_PER_S, 20 * US_PER_S])
+        rule = Rule("k:adj:tpm", "gcra", 1000, MINUTE_US, "key-tokens-per-min", cost=rng.randint(0, 300))
+        verdict = await redis_store.decide([rule], now)
+        assert verdict == memory.decide_now([rule], now)
+        if verdict.allowed and rng.random() < 0.7:
+            units = rng.randint(-300, 300)
+            await redis_store.adjust([rule], units, now)
+            memory.adjust_now([rule], units, now)

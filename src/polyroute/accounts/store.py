@@ -19,6 +19,8 @@ from polyroute.accounts.types import Account, ApiKey
 from polyroute.db.tables import accounts, api_keys, utc_now
 
 LIMIT_RESETS = ("daily", "weekly", "monthly")
+# A per-key rate limit fits the INTEGER column and keeps the limiter's microsecond arithmetic exact.
+MAX_RATE_PER_MINUTE = 1_000_000_000
 # The record types mirror their tables column for column.
 _ACCOUNT_FIELDS = tuple(field.name for field in dataclasses.fields(Account))
 _API_KEY_FIELDS = tuple(field.name for field in dataclasses.fields(ApiKey))
@@ -40,6 +42,8 @@ class KeyChanges(TypedDict, total=False):
     limit_pusd: int | None
     limit_reset: str | None
     expires_at: datetime | None
+    rpm: int | None
+    tpm: int | None
 
 
 def normalize_email(email: str) -> str:
@@ -96,10 +100,19 @@ class AccountStore:
         limit_pusd: int | None = None,
         limit_reset: str | None = None,
         expires_at: datetime | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
     ) -> tuple[str, ApiKey]:
         """A new key for the account: (plaintext, record). The plaintext is not kept anywhere."""
         changes = _checked(
-            {"name": name, "limit_pusd": limit_pusd, "limit_reset": limit_reset, "expires_at": expires_at}
+            {
+                "name": name,
+                "limit_pusd": limit_pusd,
+                "limit_reset": limit_reset,
+                "expires_at": expires_at,
+                "rpm": rpm,
+                "tpm": tpm,
+            }
         )
         key = generate_key()
         values = {
@@ -147,7 +160,7 @@ class AccountStore:
         return await self.find_key(key_hash) is not None
 
     async def update_key(self, key_hash: str, **fields: Unpack[KeyChanges]) -> ApiKey | None:
-        """Change some of name, disabled, limit_pusd, limit_reset, expires_at; None if no such key."""
+        """Change some of name, disabled, limit_pusd, limit_reset, expires_at, rpm, tpm; None if no such key."""
         changes = _checked(dict(fields))
         if not changes:
             return await self.find_key(key_hash)
@@ -185,7 +198,16 @@ def _checked(changes: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("expires_at must be a timezone-aware datetime or None")
     if "disabled" in changes and not isinstance(changes["disabled"], bool):
         raise ValueError("disabled must be a boolean")
+    for field in ("rpm", "tpm"):
+        rate = changes.get(field)
+        if rate is not None and not is_rate_limit(rate):
+            raise ValueError(f"{field} must be an integer from 0 to {MAX_RATE_PER_MINUTE} or None, got {rate!r}")
     return changes
+
+
+def is_rate_limit(value: object) -> bool:
+    """A per-minute limit a key may carry: 0 (no limit for this key) up to MAX_RATE_PER_MINUTE."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_RATE_PER_MINUTE
 
 
 def _account(row: Row[Any]) -> Account:

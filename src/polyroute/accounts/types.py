@@ -31,6 +31,8 @@ class ApiKey:
     expires_at: datetime | None = None
     limit_pusd: int | None = None  # spending limit in pUSD, None = unlimited
     limit_reset: str | None = None  # "daily" | "weekly" | "monthly" | None
+    rpm: int | None = None  # requests/minute limit of this key; None = the instance default, 0 = none
+    tpm: int | None = None  # tokens/minute limit of this key; None = the instance default, 0 = none
 
     @property
     def usable(self) -> bool:

@@ -2,6 +2,9 @@
 
 Limits arrive as JSON numbers in USD and become exact pUSD through their decimal text: 0.1 is
 100000000000 pUSD, and anything finer than 1 pUSD is refused rather than rounded.
+
+`rate_limit` is polyroute's extension (docs/api.md): `{"requests_per_minute": int|null,
+"tokens_per_minute": int|null}`, each optional; null means the instance default, 0 no limit for the key.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from polyroute.accounts.store import KeyChanges
+from polyroute.accounts.store import MAX_RATE_PER_MINUTE, KeyChanges, is_rate_limit
 from polyroute.billing.periods import LIMIT_RESETS
 from polyroute.domain.errors import BadRequest
 from polyroute.domain.money import MoneyFormatError, usd_to_pusd
@@ -24,6 +27,11 @@ class NewKey:
     limit_pusd: int | None = None
     limit_reset: str | None = None
     expires_at: datetime | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+_RATE_FIELDS = {"requests_per_minute": "rpm", "tokens_per_minute": "tpm"}
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -72,6 +80,26 @@ def _expires_at(value: Any) -> datetime | None:
     return moment
 
 
+def _rate_limit(value: Any) -> dict[str, int | None]:
+    """The present fields of a `rate_limit` object as {"rpm"/"tpm": value}; absent fields are left out."""
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid request: `rate_limit` must be an object with requests_per_minute, tokens_per_minute")
+    unknown = sorted(set(value) - set(_RATE_FIELDS))
+    if unknown:
+        raise BadRequest(f"Invalid request: `rate_limit` has unknown field(s): {', '.join(unknown)}")
+    rates: dict[str, int | None] = {}
+    for name, field in _RATE_FIELDS.items():
+        if name not in value:
+            continue
+        rate = value[name]
+        if rate is not None and not is_rate_limit(rate):
+            raise BadRequest(
+                f"Invalid request: `rate_limit.{name}` must be an integer from 0 to {MAX_RATE_PER_MINUTE} or null"
+            )
+        rates[field] = rate
+    return rates
+
+
 def _flag(body: dict[str, Any], name: str) -> None:
     if name in body and not isinstance(body[name], bool):
         raise BadRequest(f"Invalid request: `{name}` must be a boolean")
@@ -80,16 +108,19 @@ def _flag(body: dict[str, Any], name: str) -> None:
 def parse_new_key(raw: Any) -> NewKey:
     body = _object(raw)
     _flag(body, "include_byok_in_limit")  # accepted; polyroute has no BYOK spend to include
+    rates = _rate_limit(body["rate_limit"]) if body.get("rate_limit") is not None else {}
     return NewKey(
         name=_name(body.get("name")),
         limit_pusd=_limit(body.get("limit")),
         limit_reset=_limit_reset(body.get("limit_reset")),
         expires_at=_expires_at(body.get("expires_at")),
+        rpm=rates.get("rpm"),
+        tpm=rates.get("tpm"),
     )
 
 
 def parse_key_changes(raw: Any) -> KeyChanges:
-    """Only the fields present change; `limit: null` removes the limit."""
+    """Only the fields present change; `limit: null` removes the limit, `rate_limit: null` resets both rates."""
     body = _object(raw)
     _flag(body, "include_byok_in_limit")
     _flag(body, "disabled")
@@ -102,6 +133,12 @@ def parse_key_changes(raw: Any) -> KeyChanges:
         changes["limit_pusd"] = _limit(body["limit"])
     if "limit_reset" in body:
         changes["limit_reset"] = _limit_reset(body["limit_reset"])
+    if "rate_limit" in body:
+        rates = {"rpm": None, "tpm": None} if body["rate_limit"] is None else _rate_limit(body["rate_limit"])
+        if "rpm" in rates:
+            changes["rpm"] = rates["rpm"]
+        if "tpm" in rates:
+            changes["tpm"] = rates["tpm"]
     return changes
 
 

@@ -48,8 +48,13 @@ def usage_fields(spend: KeySpend) -> dict[str, Any]:
     }
 
 
+def rate_limit_fields(key: ApiKey) -> dict[str, Any]:
+    """polyroute's extension: the key's own per-minute limits (null = the instance default, 0 = none)."""
+    return {"rate_limit": {"requests_per_minute": key.rpm, "tokens_per_minute": key.tpm}}
+
+
 def key_object(key: ApiKey, spend: KeySpend) -> dict[str, Any]:
-    """The management API's KeyObject."""
+    """The management API's KeyObject, plus `rate_limit` (polyroute's extension)."""
     return {
         "hash": key.hash,
         "name": key.name,
@@ -62,6 +67,7 @@ def key_object(key: ApiKey, spend: KeySpend) -> dict[str, Any]:
         "expires_at": iso_utc(key.expires_at),
         "creator_user_id": str(key.account_id),
         "workspace_id": workspace_id(key.account_id),
+        **rate_limit_fields(key),
     }
 
 

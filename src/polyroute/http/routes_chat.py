@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import msgspec
 from starlette.requests import Request
@@ -93,17 +93,23 @@ def is_free_request(catalog: Catalog, chat: ChatRequest) -> bool:
     return variant == "free" or model.id.endswith(":free")
 
 
-async def admit(services: Services, key: ApiKey, chat: ChatRequest) -> None:
-    """Operator limits and, for `:free` models, the free tier: one atomic decision, or 429."""
+async def admit(services: Services, key: ApiKey, chat: ChatRequest) -> Subject | None:
+    """Operator limits and, for `:free` models, the free tier: one atomic decision, or 429.
+
+    Returns the subject when tokens-per-minute limits were charged by estimate (to correct later).
+    """
     limiter = services.limiter
-    tokens = estimate_prompt_tokens(chat.messages) + (chat.max_tokens or 0) if limiter.has_token_limits else 0
-    rules = limiter.operator_rules(Subject(key.hash, key.account_id, tokens))
+    counts_tokens = limiter.has_token_limits(key.tpm)
+    tokens = estimate_prompt_tokens(chat.messages) + (chat.max_tokens or 0) if counts_tokens else 0
+    subject = Subject(key.hash, key.account_id, tokens, key_rpm=key.rpm, key_tpm=key.tpm)
+    rules = limiter.operator_rules(subject)
     has_credits = True
     if is_free_request(services.catalog, chat):
         bought_pusd = await services.ledger.credits_bought_pusd(key.account_id)
         has_credits = limiter.has_free_credits(bought_pusd)
         rules += limiter.free_rules(key.account_id, bought_pusd)
     await limiter.admit(rules, free_has_credits=has_credits)
+    return subject if counts_tokens else None
 
 
 async def _chat_completions(request: Request, services: Services) -> Response | SSEResponse:
@@ -115,22 +121,41 @@ async def _chat_completions(request: Request, services: Services) -> Response | 
     chat = parse_chat_request(body, attribution_of(request))
     # The account's default `provider` object (Settings page) under the request's own, field by field.
     chat.provider = await services.provider_defaults.apply(key.account_id, chat.provider)
-    await admit(services, key, chat)
+    subject = await admit(services, key, chat)
+    correct = None if subject is None else _corrector(services, subject)
     call = CallInfo(generation_id=new_generation_id(), key=key, started_s=started_s)
     headers = {"X-Generation-Id": call.generation_id}
     try:
-        return await _respond(services, call, chat, headers)
+        return await _respond(services, call, chat, headers, correct)
     except GatewayError as error:
         error.headers.update(headers)  # the failure's generation record and ledger entries carry this id
+        if correct is not None:
+            await correct(0)  # nothing was generated (nor billed): the estimate goes back
         raise
 
 
+TokenCorrection = Callable[[int], Awaitable[None]]
+
+
+def _corrector(services: Services, subject: Subject) -> TokenCorrection:
+    async def correct(actual_tokens: int) -> None:
+        await services.limiter.correct(subject, actual_tokens)
+
+    return correct
+
+
 async def _respond(
-    services: Services, call: CallInfo, chat: ChatRequest, headers: dict[str, str]
+    services: Services,
+    call: CallInfo,
+    chat: ChatRequest,
+    headers: dict[str, str],
+    correct: TokenCorrection | None = None,
 ) -> Response | SSEResponse:
     created_s = int(time.time())
     if not chat.stream:
         result = await services.relay.complete(call, chat)
+        if correct is not None:
+            await correct(result.usage.total_tokens)  # before the reply: the client's next call sees it
         return json_response(
             wire.completion_body(
                 generation_id=call.generation_id,
@@ -150,7 +175,8 @@ async def _respond(
     except BaseException:
         await events.aclose()
         raise
-    return SSEResponse(_sse_bytes(first, events, call.generation_id, created_s, chat.model or ""), headers)
+    body = _sse_bytes(first, events, call.generation_id, created_s, chat.model or "", correct)
+    return SSEResponse(body, headers)
 
 
 async def _sse_bytes(
@@ -159,7 +185,9 @@ async def _sse_bytes(
     generation_id: str,
     created_s: int,
     requested_model: str,
+    correct: TokenCorrection | None = None,
 ) -> AsyncGenerator[bytes, None]:
+    """The SSE body; a stream that ends without its StreamEnd (client gone) keeps the tpm estimate."""
     event: StreamEvent | None = first
     model_id, provider_name = requested_model, ""
     try:
@@ -189,6 +217,8 @@ async def _sse_bytes(
                 final["usage"] = wire.usage_body(event.usage, event.cost)
                 if event.error is not None:
                     final["error"] = wire.stream_error_fields(event.error)
+                if correct is not None:
+                    await correct(event.usage.total_tokens)
                 yield b"data: " + _encode(final) + b"\n\n"
                 yield DONE
                 return

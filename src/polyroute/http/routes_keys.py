@@ -94,6 +94,8 @@ async def create_key(request: Request) -> Response:
         limit_pusd=new.limit_pusd,
         limit_reset=new.limit_reset,
         expires_at=new.expires_at,
+        rpm=new.rpm,
+        tpm=new.tpm,
     )
     return json_response({"data": key_object(key, KeySpend()), "key": plaintext}, status=201)
 
@@ -109,7 +111,8 @@ async def update_key(request: Request) -> Response:
     updated = await services.accounts.update_key(key.hash, **changes)
     if updated is None:
         raise NotFound("API key not found")
-    services.authenticator.forget(key.hash)  # this process sees it now; others within the cache TTL
+    # This process sees the change now; others through the cache bus (or within the cache TTL).
+    services.authenticator.forget(key.hash)
     return json_response({"data": key_object(updated, await key_spend(services, key.hash))})
 
 

@@ -2,11 +2,17 @@
 
 Free tier (OpenRouter's rules for `:free` model requests, per account, never per key): 20 requests
 a minute, and 50 a UTC day, or 1000 a day once the account has bought at least $10 of credits.
-Operator limits (all optional): requests and tokens per minute per key and per account.
+Operator limits (all optional): requests and tokens per minute per key and per account; a key's own
+limits (`api_keys.rpm`/`tpm`) override the instance's key defaults.
+
+Tokens per minute are admitted by an estimate (prompt estimate + `max_tokens`); once the response's
+real token count is known, `correct` charges or refunds the difference on the same GCRA buckets, so
+the next minute reflects real use (see `rules.gcra_adjust` for the bounds).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -18,6 +24,8 @@ from polyroute.limits.store import LimitStore
 from polyroute.settings import LimitSettings
 
 MINUTE_US = 60 * US_PER_S
+
+log = logging.getLogger(__name__)
 
 
 def wall_clock_us() -> int:
@@ -31,6 +39,8 @@ class Subject:
     key_hash: str
     account_id: int
     tokens: int = 0  # prompt estimate + max_tokens, for the tokens-per-minute limits
+    key_rpm: int | None = None  # the key's own limits; None = the instance default, 0 = no limit
+    key_tpm: int | None = None
 
 
 class RequestLimiter:
@@ -39,31 +49,57 @@ class RequestLimiter:
         self._settings = settings
         self._clock = clock
 
-    @property
-    def has_operator_limits(self) -> bool:
-        s = self._settings
-        return bool(s.key_rpm or s.key_tpm or s.account_rpm or s.account_tpm)
+    def key_rpm(self, own: int | None) -> int:
+        return self._settings.key_rpm if own is None else own
+
+    def key_tpm(self, own: int | None) -> int:
+        return self._settings.key_tpm if own is None else own
 
     def operator_rules(self, subject: Subject) -> list[Rule]:
         s = self._settings
         rules = []
-        if s.key_rpm:
-            rules.append(Rule(f"k:{subject.key_hash}:rpm", "gcra", s.key_rpm, MINUTE_US, "key-requests-per-min"))
+        key_rpm = self.key_rpm(subject.key_rpm)
+        if key_rpm:
+            # The limit is part of the store key: a changed limit starts a fresh bucket rather than
+            # reading the old one's time debt at the new rate.
+            name = "key-requests-per-min"
+            rules.append(Rule(f"k:{subject.key_hash}:rpm:{key_rpm}", "gcra", key_rpm, MINUTE_US, name))
         if s.account_rpm:
             rules.append(
                 Rule(f"a:{subject.account_id}:rpm", "gcra", s.account_rpm, MINUTE_US, "account-requests-per-min")
             )
-        tokens = max(0, subject.tokens)
-        if s.key_tpm:
-            rules.append(Rule(f"k:{subject.key_hash}:tpm", "gcra", s.key_tpm, MINUTE_US, "key-tokens-per-min", tokens))
-        if s.account_tpm:
+        return rules + self.token_rules(subject, max(0, subject.tokens))
+
+    def token_rules(self, subject: Subject, tokens: int) -> list[Rule]:
+        """The tokens-per-minute rules of `subject`, each costing `tokens`."""
+        rules = []
+        key_tpm = self.key_tpm(subject.key_tpm)
+        if key_tpm:
+            name = "key-tokens-per-min"
+            rules.append(Rule(f"k:{subject.key_hash}:tpm:{key_tpm}", "gcra", key_tpm, MINUTE_US, name, tokens))
+        account_tpm = self._settings.account_tpm
+        if account_tpm:
             name = "account-tokens-per-min"
-            rules.append(Rule(f"a:{subject.account_id}:tpm", "gcra", s.account_tpm, MINUTE_US, name, tokens))
+            rules.append(Rule(f"a:{subject.account_id}:tpm", "gcra", account_tpm, MINUTE_US, name, tokens))
         return rules
 
-    @property
-    def has_token_limits(self) -> bool:
-        return bool(self._settings.key_tpm or self._settings.account_tpm)
+    def has_token_limits(self, key_tpm: int | None = None) -> bool:
+        """Whether a request of a key whose own tpm is `key_tpm` meets any tokens-per-minute limit."""
+        return bool(self.key_tpm(key_tpm) or self._settings.account_tpm)
+
+    async def correct(self, subject: Subject, actual_tokens: int) -> None:
+        """True up the tokens-per-minute buckets: charge or refund (actual - estimate) tokens.
+
+        Never raises: a failed correction leaves the admission-time estimate in place.
+        """
+        units = max(0, actual_tokens) - max(0, subject.tokens)
+        rules = self.token_rules(subject, 0)
+        if not units or not rules:
+            return
+        try:
+            await self._store.adjust(rules, units, self._clock())
+        except Exception:  # the response is already decided; a lost correction only leaves the estimate
+            log.warning("tokens-per-minute correction failed", exc_info=True)
 
     def has_free_credits(self, credits_bought_pusd: int) -> bool:
         return credits_bought_pusd >= self._settings.free_credits_threshold_usd * PUSD_PER_USD

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from polyroute.limits.rules import Rule, Verdict, decide
+from polyroute.limits.rules import Rule, Verdict, decide, gcra_adjust
 
 _PRUNE_EVERY = 4096
 
@@ -28,6 +28,20 @@ class MemoryLimitStore:
                 expires = state if rule.kind == "gcra" else now_us - now_us % rule.period_us + rule.period_us
                 self._states[key] = (state, expires)
         return verdict
+
+    async def adjust(self, rules: Sequence[Rule], units: int, now_us: int) -> None:
+        self.adjust_now(rules, units, now_us)
+
+    def adjust_now(self, rules: Sequence[Rule], units: int, now_us: int) -> None:
+        for rule in rules:
+            if rule.kind != "gcra":
+                continue
+            key = rule.store_key(now_us)
+            new_tat = gcra_adjust(self._state(key, now_us), now_us, rule, units)
+            if new_tat is None:
+                self._states.pop(key, None)
+            else:
+                self._states[key] = (new_tat, new_tat)
 
     def _state(self, key: str, now_us: int) -> int | None:
         held = self._states.get(key)

@@ -67,6 +67,26 @@ end
 return {'1', tostring(best_i), string.format('%.0f', best_rem), '0', string.format('%.0f', best_reset)}
 """
 
+# ARGV: now_us, units, then per key its interval_us; mirrors rules.gcra_adjust.
+ADJUST_LUA = """
+local now = tonumber(ARGV[1])
+local units = tonumber(ARGV[2])
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 + i])
+  local stored = redis.call('GET', KEYS[i])
+  local tat = now
+  if stored and tonumber(stored) > now then tat = tonumber(stored) end
+  local new_tat = tat + units * interval
+  if new_tat <= now then
+    redis.call('DEL', KEYS[i])
+  else
+    local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
+    redis.call('SET', KEYS[i], string.format('%.0f', new_tat), 'PX', string.format('%.0f', ttl_ms))
+  end
+end
+return 1
+"""
+
 
 class RedisLimitStore:
     """Exact across processes and hosts; raises LimitStoreUnavailable when Redis cannot answer."""
@@ -75,6 +95,7 @@ class RedisLimitStore:
         self._client = client
         self._prefix = prefix
         self._script: Any = client.register_script(DECIDE_LUA)
+        self._adjust_script: Any = client.register_script(ADJUST_LUA)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "polyroute:limits:", timeout_s: float = 1.0) -> RedisLimitStore:
@@ -98,6 +119,17 @@ class RedisLimitStore:
         allowed, index, remaining, retry_after, reset_after = (int(x) for x in raw)
         decided = rules[index - 1] if index else None
         return Verdict(bool(allowed), decided, remaining, retry_after, reset_after)
+
+    async def adjust(self, rules: Sequence[Rule], units: int, now_us: int) -> None:
+        gcra = [rule for rule in rules if rule.kind == "gcra"]
+        if not gcra or not units:
+            return
+        keys = [self._prefix + rule.store_key(now_us) for rule in gcra]
+        args: list[int] = [now_us, units, *(rule.interval_us for rule in gcra)]
+        try:
+            await self._adjust_script(keys=keys, args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise LimitStoreUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -52,6 +52,16 @@ class ResilientLimitStore:
             self._down_until = None
         return verdict
 
+    async def adjust(self, rules: Sequence[Rule], units: int, now_us: int) -> None:
+        if self._down_until is not None and self._monotonic() < self._down_until:
+            self._fallback.adjust_now(rules, units, now_us)
+            return
+        try:
+            await self._primary.adjust(rules, units, now_us)
+        except LimitStoreUnavailable:
+            self._down_until = self._monotonic() + self._retry_after_s
+            self._fallback.adjust_now(rules, units, now_us)
+
     async def aclose(self) -> None:
         await self._primary.aclose()
         await self._fallback.aclose()

@@ -89,6 +89,18 @@ def window_step(count: int | None, now_us: int, rule: Rule) -> tuple[bool, int, 
     return True, used, rule.limit - used, 0, reset_after
 
 
+def gcra_adjust(tat_us: int | None, now_us: int, rule: Rule, units: int) -> int | None:
+    """The TAT after charging `units` more (> 0) or refunding them (< 0) on an admitted GCRA rule.
+
+    Used to true up an estimate once the real cost is known. A charge moves the TAT later with no
+    ceiling (the overuse is paid by waiting). A refund moves it earlier but never before `now`: a
+    bucket cannot hold more than its full burst. None when the state is (or becomes) empty.
+    """
+    tat = now_us if tat_us is None or tat_us < now_us else tat_us
+    new_tat = max(now_us, tat + units * rule.interval_us)
+    return None if new_tat <= now_us else new_tat
+
+
 def step(state: int | None, now_us: int, rule: Rule) -> tuple[bool, int, int, int, int]:
     return gcra_step(state, now_us, rule) if rule.kind == "gcra" else window_step(state, now_us, rule)
 

@@ -11,6 +11,9 @@ from polyroute.limits.rules import Rule, Verdict
 class LimitStore(Protocol):
     async def decide(self, rules: Sequence[Rule], now_us: int) -> Verdict: ...
 
+    async def adjust(self, rules: Sequence[Rule], units: int, now_us: int) -> None:
+        """Charge (> 0) or refund (< 0) `units` on GCRA `rules` already admitted (rules.gcra_adjust)."""
+
     async def aclose(self) -> None: ...
 
 
