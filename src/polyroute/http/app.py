@@ -25,6 +25,7 @@ from polyroute.http.services import start_services, stop_services
 from polyroute.observability.middleware import ObservabilityMiddleware
 from polyroute.settings import Settings, load_settings
 from polyroute.web.routes import web_routes
+from polyroute.web.state import close_web_services
 
 
 def api_routes() -> list[Route]:
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await close_web_services(app.state)
             await stop_services(app.state.services)
 
     routes = api_routes()
