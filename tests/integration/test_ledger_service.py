@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute.accounts.store import AccountStore
 from polyroute.billing import ledger_store as store
@@ -31,7 +31,7 @@ class Records:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    async def __call__(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    def __call__(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         self.rows.extend(rows)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyroute.db.tables import generations
-from polyroute.db.write_batcher import WriteBatcher
+from polyroute.db.write_batcher import SyncWork, WriteBatcher
 from polyroute.usage_log.store import GenerationStore
 
 
@@ -72,3 +73,40 @@ async def test_close_commits_what_is_queued_and_refuses_more(migrated_engine: As
     assert len(await ids(migrated_engine)) == 10
     with pytest.raises(RuntimeError):
         batcher.submit(GenerationStore.insert_work(row("gen-late")))
+
+
+async def test_a_batch_of_sync_units_runs_in_one_call(migrated_engine: AsyncEngine) -> None:
+    """SQLite: every unit of a batch on the writer's own thread (one hand-off per batch, not per statement)."""
+    batcher = WriteBatcher(migrated_engine)
+    threads = await asyncio.gather(
+        *(batcher.run(SyncWork(lambda _conn: threading.current_thread().name)) for _ in range(20))
+    )
+    await batcher.aclose()
+    expected = "sqlite-writer" if migrated_engine.dialect.name == "sqlite" else threading.current_thread().name
+    assert {name.rsplit("_", 1)[0] for name in threads} == {expected}
+    assert batcher.commits <= 2
+
+
+async def test_sync_and_async_units_share_a_batch(migrated_engine: AsyncEngine) -> None:
+    batcher = WriteBatcher(migrated_engine)
+
+    async def async_insert(conn: AsyncConnection) -> None:
+        await conn.execute(generations.insert(), [row("gen-async")])
+
+    await asyncio.gather(batcher.run(GenerationStore.insert_work(row("gen-sync"))), batcher.run(async_insert))
+    await batcher.aclose()
+    assert await ids(migrated_engine) == {"gen-sync", "gen-async"}
+
+
+async def test_sqlite_checkpoints_happen_off_the_writer(migrated_engine: AsyncEngine) -> None:
+    if migrated_engine.dialect.name != "sqlite":
+        return  # PostgreSQL has no WAL file of ours to checkpoint
+    batcher = WriteBatcher(migrated_engine)
+    auto = await batcher.run(SyncWork(lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()))
+    for i in range(3):
+        await batcher.run(GenerationStore.insert_work(row(f"gen-{i}")))
+        await asyncio.sleep(0.25)
+    await batcher.aclose()
+    assert auto == 0  # the writer's commits never pay for a checkpoint
+    assert batcher.checkpoints >= 2
+    assert len(await ids(migrated_engine)) == 3

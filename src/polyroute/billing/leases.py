@@ -16,13 +16,12 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polyroute.billing import ledger_store as store
 from polyroute.billing.ledger import Ledger
 from polyroute.billing.ledger_units import RecordFor
 from polyroute.db.tables import utc_now
-from polyroute.db.write_batcher import WriteBatcher
+from polyroute.db.write_batcher import SyncWork, WriteBatcher
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +49,7 @@ class LeaseKeeper:
         if not refs:
             return 0
         expires_at = utc_now() + timedelta(seconds=self._ledger.lease_s)
-
-        async def work(conn: AsyncConnection) -> int:
-            return await store.renew(conn, refs, expires_at)
-
-        return await self._batcher.run(work)
+        return await self._batcher.run(SyncWork(lambda conn: store.renew_sync(conn, refs, expires_at)))
 
     async def sweep(self) -> int:
         voided = await self._ledger.void_expired(record_for=self._record_for)

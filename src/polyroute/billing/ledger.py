@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -35,7 +36,7 @@ from polyroute.billing.reservation import (
     worst_case,
 )
 from polyroute.db.tables import utc_now
-from polyroute.db.write_batcher import WriteBatcher
+from polyroute.db.write_batcher import SyncWork, WriteBatcher
 from polyroute.domain.errors import GatewayError, PaymentRequired
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 Work = Callable[[AsyncConnection], Awaitable[object]]
 
 
-async def _no_records(conn: AsyncConnection, rows: list[Record]) -> None:
+def _no_records(conn: Connection, rows: list[Record]) -> None:
     """The default record writer: records are dropped (for a ledger used without a usage log)."""
 
 
@@ -231,9 +232,7 @@ class Ledger:
 
     # --- operator actions -------------------------------------------------------------------------
     async def grant(self, account_id: int, amount_pusd: int, ref: str, note: str | None = None) -> store.Balance:
-        async def work(conn: AsyncConnection) -> store.Balance:
-            return await store.grant(conn, account_id, amount_pusd, ref, note)
-
+        work = SyncWork(lambda conn: store.grant_sync(conn, account_id, amount_pusd, ref, note))
         return await self._batcher.run(work)
 
     async def void_expired(self, now: datetime | None = None, record_for: RecordFor | None = None) -> int:

@@ -13,6 +13,9 @@ never read-then-write, so concurrent workers and hosts cannot overspend on SQLit
 The `*_many` forms take a whole group-commit batch (db/write_batcher.py): the conditional holds run
 one statement per request, everything else (inserts, total updates aggregated per account and key)
 one statement per batch. Statements are built once and reused with bound parameters.
+
+Writes are plain functions of a sync `Connection` (`*_sync`), so the writer runs a whole batch in one
+call (one thread hand-off on SQLite); the async forms run the same code through `run_sync`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Date, Update, bindparam, case, delete, insert, select, update
+from sqlalchemy import Connection, Date, Update, bindparam, case, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -155,6 +158,10 @@ def _entry(
 
 # --- reserve --------------------------------------------------------------------------------------
 async def reserve_many(conn: AsyncConnection, requests: list[ReserveRequest], today: date) -> list[ReserveOutcome]:
+    return await conn.run_sync(reserve_many_sync, requests, today)
+
+
+def reserve_many_sync(conn: Connection, requests: list[ReserveRequest], today: date) -> list[ReserveOutcome]:
     now = utc_now()
     outcomes: list[ReserveOutcome] = []
     held: list[ReserveRequest] = []
@@ -162,22 +169,22 @@ async def reserve_many(conn: AsyncConnection, requests: list[ReserveRequest], to
     for request in requests:
         key = request.key
         params = {"b_account": key.account_id, "b_amount": request.amount_pusd, "b_now": now}
-        if (await conn.execute(_HOLD_ON_ACCOUNT, params)).rowcount != 1:
-            outcomes.append(await _refused(conn, key, today))
+        if conn.execute(_HOLD_ON_ACCOUNT, params).rowcount != 1:
+            outcomes.append(_refused(conn, key, today))
             continue
         if key.limit_pusd is None:
             unlimited[(key.key_hash, key.account_id)] += request.amount_pusd  # one upsert per key, below
-        elif not await _hold_on_limited_key(conn, request, today):
-            await conn.execute(_UNDO_ACCOUNT_HOLD, params)
-            outcomes.append(await _refused(conn, key, today))
+        elif not _hold_on_limited_key(conn, request, today):
+            conn.execute(_UNDO_ACCOUNT_HOLD, params)
+            outcomes.append(_refused(conn, key, today))
             continue
         held.append(request)
         outcomes.append(_RESERVED)
     if unlimited:
         rows = [{"b_key": k, "b_account": a, "b_amount": x} for (k, a), x in unlimited.items()]
-        await conn.execute(_key_hold(conn.dialect.name, False, None), rows)
+        conn.execute(_key_hold(conn.dialect.name, False, None), rows)
     if held:
-        await conn.execute(
+        conn.execute(
             _INSERT_RESERVATIONS,
             [
                 {
@@ -195,11 +202,11 @@ async def reserve_many(conn: AsyncConnection, requests: list[ReserveRequest], to
         entries = [
             _entry(r.ref, "reserve", r.key.account_id, r.key.key_hash, r.amount_pusd, r.model, now) for r in held
         ]
-        await conn.execute(_INSERT_ENTRIES, entries)
+        conn.execute(_INSERT_ENTRIES, entries)
     return outcomes
 
 
-async def _hold_on_limited_key(conn: AsyncConnection, request: ReserveRequest, today: date) -> bool:
+def _hold_on_limited_key(conn: Connection, request: ReserveRequest, today: date) -> bool:
     key = request.key
     assert key.limit_pusd is not None
     if request.amount_pusd > key.limit_pusd:
@@ -212,18 +219,18 @@ async def _hold_on_limited_key(conn: AsyncConnection, request: ReserveRequest, t
         **_period_params(today),
     }
     statement = _key_hold(conn.dialect.name, True, key.limit_reset)
-    return bool((await conn.execute(statement, params)).rowcount == 1)
+    return bool(conn.execute(statement, params).rowcount == 1)
 
 
-async def _refused(conn: AsyncConnection, key: KeyBudget, today: date) -> ReserveOutcome:
-    balance = await read_balance(conn, key.account_id)
+def _refused(conn: Connection, key: KeyBudget, today: date) -> ReserveOutcome:
+    balance = read_balance_sync(conn, key.account_id)
     account = 0 if balance is None else balance.available_pusd
     if key.limit_pusd is None:
         return ReserveOutcome(False, account, None)
     query = select(_period_usage(key.limit_reset) + key_spend.c.reserved_pusd).where(
         key_spend.c.key_hash == key.key_hash
     )
-    used = (await conn.execute(query, _period_params(today))).scalar_one_or_none() or 0
+    used = conn.execute(query, _period_params(today)).scalar_one_or_none() or 0
     return ReserveOutcome(False, account, key.limit_pusd - int(used))
 
 
@@ -239,6 +246,10 @@ async def reserve(
 async def close_many(
     conn: AsyncConnection, requests: list[CloseRequest], today: date
 ) -> list[ClosedReservation | None]:
+    return await conn.run_sync(close_many_sync, requests, today)
+
+
+def close_many_sync(conn: Connection, requests: list[CloseRequest], today: date) -> list[ClosedReservation | None]:
     """Close each reservation once: None for one already closed (or, with `expired_before`, not expired)."""
     for request in requests:
         if request.kind not in CLOSING_KINDS or (request.kind != "settle" and request.charge_pusd):
@@ -246,11 +257,11 @@ async def close_many(
     found: dict[str, Any] = {}
     plain = [r.ref for r in requests if r.expired_before is None]
     if plain:
-        found.update((row.ref, row) for row in await conn.execute(_DELETE_RESERVATIONS, {"b_refs": plain}))
+        found.update((row.ref, row) for row in conn.execute(_DELETE_RESERVATIONS, {"b_refs": plain}))
     for request in requests:
         if request.expired_before is not None:
             params = {"b_ref": request.ref, "b_before": request.expired_before}
-            found.update((row.ref, row) for row in await conn.execute(_DELETE_EXPIRED, params))
+            found.update((row.ref, row) for row in conn.execute(_DELETE_EXPIRED, params))
     now = utc_now()
     results: list[ClosedReservation | None] = []
     accounts: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0])
@@ -270,11 +281,11 @@ async def close_many(
         entries.append(_entry(request.ref, request.kind, closed.account_id, closed.key_hash, amount, None, now))
     if entries:
         account_rows = [{"b_account": a, "b_held": h, "b_charge": c, "b_now": now} for a, (h, c) in accounts.items()]
-        await conn.execute(_CLOSE_ON_ACCOUNT, account_rows)
+        conn.execute(_CLOSE_ON_ACCOUNT, account_rows)
         periods = _period_params(today)
         key_rows = [{"b_key": k, "b_held": h, "b_charge": c, **periods} for k, (h, c) in keys.items()]
-        await conn.execute(_close_on_key(), key_rows)
-        await conn.execute(_INSERT_ENTRIES, entries)
+        conn.execute(_close_on_key(), key_rows)
+        conn.execute(_INSERT_ENTRIES, entries)
     return results
 
 
@@ -296,34 +307,46 @@ async def close(
 # --- grants and leases ----------------------------------------------------------------------------
 async def grant(conn: AsyncConnection, account_id: int, amount_pusd: int, ref: str, note: str | None) -> Balance:
     """Add credits (amount > 0). Idempotent per `ref`: a repeated grant ref raises IntegrityError."""
+    return await conn.run_sync(grant_sync, account_id, amount_pusd, ref, note)
+
+
+def grant_sync(conn: Connection, account_id: int, amount_pusd: int, ref: str, note: str | None) -> Balance:
     if amount_pusd <= 0:
         raise ValueError("a grant must be a positive amount")
     now = utc_now()
-    await conn.execute(_INSERT_ENTRIES, [_entry(ref, "grant", account_id, None, amount_pusd, note, now)])
+    conn.execute(_INSERT_ENTRIES, [_entry(ref, "grant", account_id, None, amount_pusd, note, now)])
     insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     upsert = insert_(account_balances).values(account_id=account_id, credits_pusd=amount_pusd, updated_at=now)
     upsert = upsert.on_conflict_do_update(
         index_elements=[account_balances.c.account_id],
         set_={"credits_pusd": account_balances.c.credits_pusd + amount_pusd, "updated_at": now},
     )
-    await conn.execute(upsert)
-    found = await read_balance(conn, account_id)
+    conn.execute(upsert)
+    found = read_balance_sync(conn, account_id)
     assert found is not None
     return found
 
 
 async def renew(conn: AsyncConnection, refs: list[str], expires_at: datetime) -> int:
+    return await conn.run_sync(renew_sync, refs, expires_at)
+
+
+def renew_sync(conn: Connection, refs: list[str], expires_at: datetime) -> int:
     """Extend the lease of open reservations (those of requests still running in this process)."""
     if not refs:
         return 0
-    result = await conn.execute(update(reservations).where(reservations.c.ref.in_(refs)).values(expires_at=expires_at))
+    result = conn.execute(update(reservations).where(reservations.c.ref.in_(refs)).values(expires_at=expires_at))
     return int(result.rowcount)
 
 
 # --- reads ----------------------------------------------------------------------------------------
 async def read_balance(conn: AsyncConnection, account_id: int) -> Balance | None:
+    return await conn.run_sync(read_balance_sync, account_id)
+
+
+def read_balance_sync(conn: Connection, account_id: int) -> Balance | None:
     query = select(account_balances).where(account_balances.c.account_id == account_id)
-    row = (await conn.execute(query)).one_or_none()
+    row = conn.execute(query).one_or_none()
     if row is None:
         return None
     return Balance(account_id, int(row.credits_pusd), int(row.spent_pusd), int(row.reserved_pusd))

@@ -1,22 +1,23 @@
 """Ledger writes as units of the group-commit writer: units of one kind in a batch run as one group.
 
 A `CloseUnit` also carries the request's usage record, written by the injected `RecordWriter` in
-the same transaction; `ledger` never needs to know what a usage record is.
+the same transaction; `ledger` never needs to know what a usage record is. Units are sync functions
+of a connection (`run_sync`, `run_group_sync`): the writer runs a whole batch in one call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from polyroute.billing import ledger_store as store
 from polyroute.billing.ledger_types import ClosedReservation, ReserveOutcome
 from polyroute.billing.periods import utc_today
 
 Record = dict[str, Any]
-RecordWriter = Callable[[AsyncConnection, list[Record]], Awaitable[None]]
+RecordWriter = Callable[[Connection, list[Record]], None]
 RecordFor = Callable[[ClosedReservation], Record | None]
 
 
@@ -26,13 +27,13 @@ class ReserveUnit:
     def __init__(self, request: store.ReserveRequest) -> None:
         self.request = request
 
-    async def __call__(self, conn: AsyncConnection) -> ReserveOutcome:
-        [outcome] = await self.run_group(conn, [self])
+    def run_sync(self, conn: Connection) -> ReserveOutcome:
+        [outcome] = self.run_group_sync(conn, [self])
         return outcome
 
     @staticmethod
-    async def run_group(conn: AsyncConnection, units: list[ReserveUnit]) -> list[ReserveOutcome]:
-        return await store.reserve_many(conn, [unit.request for unit in units], utc_today())
+    def run_group_sync(conn: Connection, units: list[ReserveUnit]) -> list[ReserveOutcome]:
+        return store.reserve_many_sync(conn, [unit.request for unit in units], utc_today())
 
 
 class CloseUnit:
@@ -54,14 +55,14 @@ class CloseUnit:
         self.record = record
         self.record_for = record_for
 
-    async def __call__(self, conn: AsyncConnection) -> ClosedReservation | None:
-        [closed] = await self.run_group(conn, [self])
+    def run_sync(self, conn: Connection) -> ClosedReservation | None:
+        [closed] = self.run_group_sync(conn, [self])
         return closed
 
     @staticmethod
-    async def run_group(conn: AsyncConnection, units: list[CloseUnit]) -> list[ClosedReservation | None]:
+    def run_group_sync(conn: Connection, units: list[CloseUnit]) -> list[ClosedReservation | None]:
         requests = [unit.request for unit in units if unit.request is not None]
-        closed_iter = iter(await store.close_many(conn, requests, utc_today()) if requests else [])
+        closed_iter = iter(store.close_many_sync(conn, requests, utc_today()) if requests else [])
         results: list[ClosedReservation | None] = []
         records: list[Record] = []
         for unit in units:
@@ -72,5 +73,5 @@ class CloseUnit:
             elif closed is not None and unit.record_for is not None and (built := unit.record_for(closed)):
                 records.append(built)
         if records:
-            await units[0].write_records(conn, records)
+            units[0].write_records(conn, records)
         return results

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -51,6 +51,12 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, **options)
     event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+    return engine
+
+
+def configure_sqlite_sync_engine(engine: Engine) -> Engine:
+    """The same per-connection settings for a sync (pysqlite) engine on the same file (the writer's)."""
+    event.listen(engine, "connect", _configure_sqlite_connection)
     return engine
 
 

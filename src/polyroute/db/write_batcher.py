@@ -11,7 +11,19 @@ A unit with a `group` attribute and a `run_group(conn, units)` method is run tog
 other units of its group in the batch, in one call: that is how inserts and total updates become one
 statement per batch instead of one per unit. Units are plain callables otherwise.
 
-The writer keeps one connection for itself (no pool checkout or pre-ping per batch) and opens a
+Units are written as plain functions of a *sync* SQLAlchemy `Connection` (`run_sync`, and
+`run_group_sync` for a group), so a whole batch is one call: on a SQLite file the writer runs it on
+its own thread with its own pysqlite connection, one thread hand-off per batch instead of one per
+statement (aiosqlite's way); on PostgreSQL it runs inside `AsyncConnection.run_sync`. Units that are
+async callables of an `AsyncConnection` still work (the batch then runs on the async connection).
+
+On SQLite the writer's connection never checkpoints the WAL itself (`wal_autocheckpoint=0`): a
+checkpoint writes pages back to the database file and fsyncs it, tens of ms every thousand pages,
+which the unlucky commit would pay. A PASSIVE checkpoint runs instead on another thread and
+connection after commits, at most every `CHECKPOINT_EVERY_S`; it never blocks the writer. Durability
+is unchanged (WAL, `synchronous=NORMAL`).
+
+The writer keeps its connection(s) for itself (no pool checkout or pre-ping per batch) and opens a
 new one after a failure. A unit must leave no partial effect when it decides not to write (e.g.
 a refused reservation changes nothing). A unit that raises rolls back its batch; the others are
 then retried one unit per transaction, so one bad unit fails only its own caller. Lock conflicts
@@ -25,17 +37,45 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
 
+from sqlalchemy import Connection, Engine
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from polyroute.db.engine import configure_sqlite_sync_engine
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Work = Callable[[AsyncConnection], Awaitable[T]]
+T_co = TypeVar("T_co", covariant=True)
+
+
+class SyncUnit(Protocol[T_co]):
+    """A unit written against a sync connection: the whole batch runs in one call (see above)."""
+
+    def run_sync(self, conn: Connection) -> T_co: ...
+
+
+Work = Callable[[AsyncConnection], Awaitable[T]] | SyncUnit[T]
+
+
+class SyncWork(SyncUnit[T]):
+    """Wrap a plain function of a sync connection as a unit."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Callable[[Connection], T]) -> None:
+        self._fn = fn
+
+    def run_sync(self, conn: Connection) -> T:
+        return self._fn(conn)
+
 
 MAX_BATCH = 256
+CHECKPOINT_EVERY_S = 0.2
 _RETRIES = 4
 _RETRY_BACKOFF_S = 0.02
 _CONFLICT_CODES = ("40001", "40P01")  # PostgreSQL serialization failure, deadlock
@@ -61,6 +101,14 @@ class WriteBatcher:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._conn: AsyncConnection | None = None
+        # SQLite file: its own sync engine, used on one thread only (pysqlite connections are per thread).
+        self._sync_engine = sqlite_sync_engine(engine)
+        self._sync_conn: Connection | None = None
+        self._thread = ThreadPoolExecutor(1, "sqlite-writer") if self._sync_engine is not None else None
+        self._checkpoints = ThreadPoolExecutor(1, "sqlite-checkpoint") if self._sync_engine is not None else None
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointed_at = 0.0
+        self.checkpoints = 0  # WAL checkpoints run off the writer (for tests)
         self.commits = 0  # transactions committed (for measurements and tests)
 
     def start(self) -> None:
@@ -109,13 +157,22 @@ class WriteBatcher:
             _resolve(future, result=result)
 
     async def _transaction(self, works: list[Work[Any]]) -> list[Any]:
+        all_sync = all(hasattr(work, "run_sync") for work in works)
         for attempt in range(_RETRIES + 1):
             try:
-                conn = self._conn or await self._engine.connect()
-                self._conn = conn
-                async with conn.begin():
-                    results = await _run_grouped(conn, works)
+                if all_sync and self._thread is not None:
+                    loop = asyncio.get_running_loop()
+                    results = await loop.run_in_executor(self._thread, self._sync_transaction, works)
+                else:
+                    conn = self._conn or await self._engine.connect()
+                    self._conn = conn
+                    async with conn.begin():
+                        if all_sync:
+                            results = await conn.run_sync(_run_grouped_sync, works)
+                        else:
+                            results = await _run_grouped(conn, works)
                 self.commits += 1
+                self._maybe_checkpoint()
                 return results
             except Exception as error:
                 await self._drop_connection()
@@ -123,6 +180,48 @@ class WriteBatcher:
                     raise
                 await asyncio.sleep(_RETRY_BACKOFF_S * 2**attempt)
         raise AssertionError("unreachable")
+
+    def _sync_transaction(self, works: list[Work[Any]]) -> list[Any]:
+        """On the writer thread: one transaction on the writer's own pysqlite connection."""
+        assert self._sync_engine is not None
+        try:
+            conn = self._sync_conn
+            if conn is None:
+                conn = self._sync_conn = self._sync_engine.connect()
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")  # see the module docstring
+                conn.commit()
+            with conn.begin():
+                return _run_grouped_sync(conn, works)
+        except Exception:
+            self._drop_sync_connection()
+            raise
+
+    def _drop_sync_connection(self) -> None:
+        conn, self._sync_conn = self._sync_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _maybe_checkpoint(self) -> None:
+        if self._checkpoints is None or self._checkpointing is not None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._checkpointed_at < CHECKPOINT_EVERY_S:
+            return
+        self._checkpointed_at = loop.time()
+        self._checkpointing = loop.run_in_executor(self._checkpoints, self._checkpoint)
+        self._checkpointing.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint(self) -> None:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        self.checkpoints += 1
+
+    def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
+        self._checkpointing = None
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("WAL checkpoint failed (%s); the next one retries", type(done.exception()).__name__)
 
     async def _drop_connection(self) -> None:
         """After any failure start afresh: the connection may be broken or mid-transaction."""
@@ -138,23 +237,74 @@ class WriteBatcher:
         if self._task is not None:
             await self._task
         await self._drop_connection()
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
+        if self._checkpoints is not None:
+            self._checkpoints.shutdown(wait=True)
+            self._checkpoints = None
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._drop_sync_connection)
+            self._thread.shutdown(wait=True)
+            self._thread = None
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
 
-async def _run_grouped(conn: AsyncConnection, works: list[Work[Any]]) -> list[Any]:
-    """Run `works` in order of first appearance of their group; a group runs in one `run_group` call."""
+def _groups(works: list[Any]) -> list[list[int]]:
+    """Indexes of `works` by group, in order of each group's first appearance (no group: alone)."""
     groups: dict[object, list[int]] = {}
     for index, work in enumerate(works):
         groups.setdefault(getattr(work, "group", None) or index, []).append(index)
+    return list(groups.values())
+
+
+async def _run_grouped(conn: AsyncConnection, works: list[Any]) -> list[Any]:
+    """A batch with async units: a group runs in one `run_group` (or `run_group_sync`) call."""
     results: list[Any] = [None] * len(works)
-    for indexes in groups.values():
+    for indexes in _groups(works):
         first = works[indexes[0]]
-        if len(indexes) == 1 or not hasattr(first, "run_group"):
+        if hasattr(first, "run_sync"):
+            group = [works[i] for i in indexes]
+            for index, result in zip(indexes, await conn.run_sync(_run_group_sync, group), strict=True):
+                results[index] = result
+        elif len(indexes) == 1 or not hasattr(first, "run_group"):
             for index in indexes:
                 results[index] = await works[index](conn)
-            continue
-        for index, result in zip(indexes, await first.run_group(conn, [works[i] for i in indexes]), strict=True):
+        else:
+            for index, result in zip(indexes, await first.run_group(conn, [works[i] for i in indexes]), strict=True):
+                results[index] = result
+    return results
+
+
+def _run_grouped_sync(conn: Connection, works: list[Any]) -> list[Any]:
+    """A batch of sync units, in one call: each group in one `run_group_sync` call."""
+    results: list[Any] = [None] * len(works)
+    for indexes in _groups(works):
+        group = [works[i] for i in indexes]
+        for index, result in zip(indexes, _run_group_sync(conn, group), strict=True):
             results[index] = result
     return results
+
+
+def _run_group_sync(conn: Connection, group: list[Any]) -> list[Any]:
+    if len(group) > 1 and hasattr(group[0], "run_group_sync"):
+        return list(group[0].run_group_sync(conn, group))
+    return [work.run_sync(conn) for work in group]
+
+
+def sqlite_sync_engine(engine: AsyncEngine) -> Engine | None:
+    """A pysqlite engine on the same SQLite file as `engine` (None for PostgreSQL or in-memory SQLite)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in str(url):
+        return None  # another connection would see another, empty database
+    # The writer and the checkpointer each use a connection on their own thread; a pooled connection
+    # may move between them after a failure, never used by two threads at once.
+    sync = create_sync_engine(url.set(drivername="sqlite+pysqlite"), connect_args={"check_same_thread": False})
+    return configure_sqlite_sync_engine(sync)
 
 
 def _resolve(future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:

@@ -8,16 +8,21 @@ one-round-trip bulk form for tools and tests.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute.db.tables import generations
+from polyroute.db.write_batcher import SyncWork
 
 _COLUMNS = frozenset(generations.c.keys())
+# Built once (SQLAlchemy caches the compiled form per statement object): by "is PostgreSQL".
+_INSERT_OR_KEEP = {
+    False: sqlite.insert(generations).on_conflict_do_nothing(),
+    True: postgresql.insert(generations).on_conflict_do_nothing(),
+}
 
 
 class GenerationStore:
@@ -32,22 +37,17 @@ class GenerationStore:
             await conn.execute(generations.insert(), _uniform(rows))
 
     @staticmethod
-    async def insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    def insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Write records inside the caller's transaction; a record whose id is already written wins."""
         if not rows:
             return
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        await conn.execute(dialect_insert(generations).on_conflict_do_nothing(), _uniform(rows))
+        conn.execute(_INSERT_OR_KEEP[conn.dialect.name == "postgresql"], _uniform(rows))
 
     @classmethod
-    def insert_work(cls, row: dict[str, Any]) -> Callable[[AsyncConnection], Awaitable[None]]:
+    def insert_work(cls, row: dict[str, Any]) -> SyncWork[None]:
         """One record as a unit of work for the write batcher."""
         _uniform([row])  # refuse unknown columns before the transaction
-
-        async def work(conn: AsyncConnection) -> None:
-            await cls.insert_rows(conn, [row])
-
-        return work
+        return SyncWork(lambda conn: cls.insert_rows(conn, [row]))
 
     async def get(self, generation_id: str) -> dict[str, Any] | None:
         query = select(generations).where(generations.c.id == generation_id)
