@@ -30,6 +30,7 @@ from polyroute.billing.token_estimate import estimate_prompt_tokens, estimate_te
 from polyroute.catalog.catalog import Catalog
 from polyroute.domain.chat import ChatRequest, Chunk, Completion, Usage
 from polyroute.domain.errors import BadRequest, GatewayError
+from polyroute.observability import tracing
 from polyroute.observability.metrics import observe_generation
 from polyroute.providers.errors import FailureKind, UpstreamError
 from polyroute.providers.registry import ProviderPool
@@ -199,14 +200,15 @@ class Relay:
         """Reserve the plan's worst case (402 if it cannot be covered); the request may get a max_tokens cap."""
         prompt_tokens = prompt_token_bound(request.messages, request.params)
         key = call.key
-        hold = await self._ledger.authorize(
-            call.generation_id,
-            KeyBudget(key.hash, key.account_id, key.limit_pusd, key.limit_reset),
-            attempts[0].model.id,
-            [endpoint_terms(attempt.endpoint, prompt_tokens) for attempt in attempts],
-            prompt_tokens,
-            request.max_tokens,
-        )
+        with tracing.span("polyroute.reserve"):
+            hold = await self._ledger.authorize(
+                call.generation_id,
+                KeyBudget(key.hash, key.account_id, key.limit_pusd, key.limit_reset),
+                attempts[0].model.id,
+                [endpoint_terms(attempt.endpoint, prompt_tokens) for attempt in attempts],
+                prompt_tokens,
+                request.max_tokens,
+            )
         if hold.max_tokens is not None:
             request = dataclasses.replace(request, max_tokens=hold.max_tokens)
         return hold, request
@@ -223,8 +225,10 @@ class Relay:
                 provider = self._providers.get(attempt.provider)
                 started_s = time.perf_counter()
                 try:
+                    tracing.attempt_started(attempt.provider.slug, attempt.model.id, attempt.endpoint.upstream_id)
                     completion = await provider.complete(request, attempt.endpoint)
                 except UpstreamError as error:
+                    tracing.attempt_failed(error.kind, error.status)
                     if not loop.failed(attempt, error):
                         break
                     if (wait_s := loop.retry_wait_s()) is not None:
@@ -257,6 +261,7 @@ class Relay:
         try:
             while (attempt := loop.next()) is not None:
                 started_s = time.perf_counter()
+                tracing.attempt_started(attempt.provider.slug, attempt.model.id, attempt.endpoint.upstream_id)
                 upstream = self._providers.get(attempt.provider).stream(request, attempt.endpoint)
                 preamble: list[Chunk] = []
                 waiting = _with_keepalive(upstream, self._keepalive_s)
@@ -270,6 +275,7 @@ class Relay:
                             break
                 except UpstreamError as error:
                     await upstream.aclose()
+                    tracing.attempt_failed(error.kind, error.status)
                     if not loop.failed(attempt, error):
                         break
                     if (wait_s := loop.retry_wait_s()) is not None:
@@ -315,6 +321,7 @@ class Relay:
         now_s = time.perf_counter()
         ttft_s = now_s - call.started_s
         attempt_ttft_s = now_s - attempt_started_s
+        tracing.first_token(attempt_ttft_s)
         try:
             for chunk in preamble:
                 tracker.see(chunk)
@@ -408,7 +415,8 @@ class Relay:
             "error_code": error_code,
         }
         observe_generation(row)  # metrics and the access log line (docs/operations.md)
-        await self._ledger.finish(hold, cost.total_pusd, row)
+        with tracing.span("polyroute.settle", {"polyroute.outcome": status}):
+            await self._ledger.finish(hold, cost.total_pusd, row)
 
     async def _finish_failure(
         self,

@@ -33,6 +33,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"environment variable {name}: expected an integer, got {raw!r}") from exc
 
 
+def _tracing(env: Mapping[str, str]) -> str:
+    raw = (env.get("POLYROUTE_TRACING") or "off").strip().lower()
+    if raw in ("off", "none", "0", "false"):
+        return "off"
+    if raw == "otlp":
+        return raw
+    raise SystemExit(f"environment variable POLYROUTE_TRACING: expected off or otlp, got {raw!r}")
+
+
 def normalize_database_url(url: str) -> str:
     """Accept plain `postgresql://` / `postgres://` / `sqlite://` URLs and pick our async drivers."""
     for prefix in ("postgresql://", "postgres://"):
@@ -75,6 +84,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "auto"  # json | text | auto (text on a terminal); see docs/operations.md
     metrics_token: Secret | None = None  # Bearer token for GET /metrics; unset: /metrics answers 404
+    tracing: str = "off"  # off | otlp: OpenTelemetry traces, exporter configured by OTEL_* (docs/operations.md)
     max_body_bytes: int = 16 * 1024 * 1024
     key_cache_ttl_s: float = 1.0
     reservation_lease_s: float = 60.0  # a dead process's credit reservations are voided this long after it stops
@@ -101,6 +111,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, config_path: str 
         log_level=(env.get("POLYROUTE_LOG_LEVEL") or "INFO").upper(),
         log_format=(env.get("POLYROUTE_LOG_FORMAT") or "auto").lower(),
         metrics_token=Secret(env["POLYROUTE_METRICS_TOKEN"]) if env.get("POLYROUTE_METRICS_TOKEN") else None,
+        tracing=_tracing(env),
         max_body_bytes=_int(env, "POLYROUTE_MAX_BODY_BYTES", 16 * 1024 * 1024),
         key_cache_ttl_s=_float(env, "POLYROUTE_KEY_CACHE_TTL_S", 1.0),
         reservation_lease_s=_float(env, "POLYROUTE_RESERVATION_LEASE_S", 60.0),

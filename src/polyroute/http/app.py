@@ -60,6 +60,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await stop_services(app.state.services)
 
     routes = api_routes()
+    middleware = [Middleware(ObservabilityMiddleware)]  # request ids, metrics, access log (pure ASGI)
+    if settings.tracing != "off":  # inside it: the span sees the request id, the access line the trace id
+        from polyroute.observability.tracing_middleware import TracingMiddleware
+
+        middleware.append(Middleware(TracingMiddleware))
     return Starlette(
         routes=[
             Route("/healthz", routes_health.healthz, methods=["GET"]),
@@ -74,6 +79,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
-        middleware=[Middleware(ObservabilityMiddleware)],  # request ids, metrics, access log (pure ASGI)
+        middleware=middleware,
         lifespan=lifespan,
     )

@@ -23,6 +23,7 @@ from polyroute.http.services import Services
 from polyroute.http.sse import DONE, KEEPALIVE_COMMENT, SSEResponse
 from polyroute.limits.concurrency import ConcurrencyGate, Overloaded
 from polyroute.limits.limiter import Subject
+from polyroute.observability.tracing import span
 from polyroute.relay import CallInfo, ChunkEvent, Keepalive, StreamEnd, StreamEvent
 
 _encode = msgspec.json.encode
@@ -114,14 +115,16 @@ async def admit(services: Services, key: ApiKey, chat: ChatRequest) -> Subject |
 
 async def _chat_completions(request: Request, services: Services) -> Response | SSEResponse:
     started_s = time.perf_counter()
-    key = await services.authenticator.authenticate(request.headers.get("authorization"))
+    with span("polyroute.auth"):
+        key = await services.authenticator.authenticate(request.headers.get("authorization"))
     if key.is_management:
         raise Forbidden("Management keys cannot call inference endpoints; use a regular API key")
     body = await read_json_body(request, services.settings.max_body_bytes)
     chat = parse_chat_request(body, attribution_of(request))
     # The account's default `provider` object (Settings page) under the request's own, field by field.
     chat.provider = await services.provider_defaults.apply(key.account_id, chat.provider)
-    subject = await admit(services, key, chat)
+    with span("polyroute.limits"):
+        subject = await admit(services, key, chat)
     correct = None if subject is None else _corrector(services, subject)
     call = CallInfo(generation_id=new_generation_id(), key=key, started_s=started_s)
     headers = {"X-Generation-Id": call.generation_id}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -26,6 +27,7 @@ from polyroute.limits.memory_store import MemoryLimitStore
 from polyroute.limits.redis_store import RedisLimitStore
 from polyroute.limits.resilient_store import ResilientLimitStore
 from polyroute.limits.store import LimitStore
+from polyroute.observability.tracing import start_tracing, stop_tracing, upstream_trace_configs
 from polyroute.providers.registry import ProviderPool, supported_dialects
 from polyroute.relay import Relay, void_record
 from polyroute.routing.health import HealthStore, MemoryHealth
@@ -63,6 +65,7 @@ def build_catalog(settings: Settings) -> Catalog:
 
 async def start_services(settings: Settings) -> Services:
     started = time.perf_counter()
+    start_tracing(settings)  # per process: each worker has its own exporter (docs/operations.md)
     catalog = build_catalog(settings)
     await upgrade_database(settings.database_url)
     engine = create_engine(settings.database_url)
@@ -73,7 +76,7 @@ async def start_services(settings: Settings) -> Services:
     ledger = Ledger(engine, writer, write_records=GenerationStore.insert_rows, lease_s=settings.reservation_lease_s)
     leases = LeaseKeeper(ledger, writer, record_for=void_record)
     await leases.start()  # voids what a process that died left reserved
-    providers = ProviderPool(settings.timeouts)
+    providers = ProviderPool(settings.timeouts, trace_configs=upstream_trace_configs())
     rng = random.Random(settings.routing_seed) if settings.routing_seed is not None else None
     health = await start_health(settings)
     relay = Relay(catalog, providers, ledger, keepalive_s=settings.timeouts.keepalive_s, health=health, rng=rng)
@@ -150,3 +153,4 @@ async def stop_services(services: Services) -> None:
     await services.writer.aclose()
     await services.providers.aclose()
     await services.engine.dispose()
+    await asyncio.to_thread(stop_tracing)  # exports the last spans

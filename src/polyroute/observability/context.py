@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -23,6 +24,8 @@ class RequestContext:
     cost_pusd: int | None = None
     generation_ms: int | None = None  # relay time from acceptance to the generation's end
     ttft_ms: int | None = None
+    trace_id: str | None = None  # 32 hex digits when tracing is on (for the access log line)
+    trace: Any = None  # the request's spans (observability.otel_traces.RequestTrace), only when tracing is on
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("polyroute_request", default=None)

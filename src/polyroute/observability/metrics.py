@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from polyroute.domain.money import PUSD_PER_USD
+from polyroute.observability.context import current_request
+from polyroute.observability.tracing import generation_finished
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
@@ -118,8 +120,6 @@ def _build() -> Metrics:
 
 def observe_generation(row: dict[str, Any]) -> None:
     """The relay calls this once per generation, with the record it writes (never the prompt)."""
-    from polyroute.observability.context import current_request
-
     m = metrics()
     model, provider, outcome = str(row["model"]), str(row["provider"]), str(row["status"])
     m.chat_requests.labels(model, provider, outcome).inc()
@@ -143,6 +143,7 @@ def observe_generation(row: dict[str, Any]) -> None:
         context.model, context.provider, context.outcome = model, provider, outcome
         context.prompt_tokens, context.completion_tokens, context.cost_pusd = prompt, completion, cost_pusd
         context.generation_ms, context.ttft_ms = latency_ms, ttft_ms
+    generation_finished(row)  # the attempt and request spans, when tracing is on
 
 
 def render(scrape_time: Iterable[Any] = ()) -> bytes:

@@ -105,6 +105,8 @@ def _access_fields(scope: Scope, route: str, status: int, duration_s: float, con
         "status": status,
         "duration_ms": round(duration_s * 1000, 2),
     }
+    if context.trace_id:
+        fields["trace_id"] = context.trace_id
     if context.key_hash:
         fields["key_hash_prefix"] = context.key_hash[:12]
     if context.model is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -72,8 +72,9 @@ def supported_dialects() -> frozenset[str]:
 class ProviderPool:
     """Creates each provider once, on first use, sharing one pooled HTTP session."""
 
-    def __init__(self, timeouts: Timeouts) -> None:
+    def __init__(self, timeouts: Timeouts, trace_configs: Sequence[aiohttp.TraceConfig] = ()) -> None:
         self._timeouts = timeouts
+        self._trace_configs = list(trace_configs)  # e.g. tracing's `traceparent` hook; none by default
         self._session: aiohttp.ClientSession | None = None
         self._providers: dict[str, Provider] = {}
 
@@ -83,7 +84,11 @@ class ProviderPool:
             # Per-phase timeouts are applied by the adapters; no total cap on a healthy stream.
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeouts.connect_s)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, auto_decompress=True, trust_env=False
+                connector=connector,
+                timeout=timeout,
+                auto_decompress=True,
+                trust_env=False,
+                trace_configs=self._trace_configs or None,
             )
         return ProviderContext(self._session, self._timeouts)
 
