@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
@@ -11,10 +12,11 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from polyroute.accounts.types import ApiKey
+from polyroute.billing.pricing import NO_CHARGE
 from polyroute.billing.token_estimate import estimate_prompt_tokens
 from polyroute.catalog.catalog import Catalog
-from polyroute.domain.chat import Attribution, ChatRequest
-from polyroute.domain.errors import BadRequest, Forbidden, GatewayError, PayloadTooLarge
+from polyroute.domain.chat import Attribution, ChatRequest, Usage
+from polyroute.domain.errors import BadRequest, Forbidden, GatewayError, InternalError, PayloadTooLarge
 from polyroute.domain.ids import new_generation_id
 from polyroute.http import wire
 from polyroute.http.chat_schema import parse_chat_request
@@ -26,6 +28,7 @@ from polyroute.limits.limiter import Subject
 from polyroute.observability.tracing import span
 from polyroute.relay import CallInfo, ChunkEvent, Keepalive, StreamEnd, StreamEvent
 
+log = logging.getLogger(__name__)
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
@@ -226,15 +229,24 @@ async def _sse_bytes(
                 yield DONE
                 return
             event = await anext(events, None)
-    except GatewayError as error:
-        # Every attempt failed after keep-alives had already committed the 200 status.
+    except Exception as exc:
+        # Every attempt failed after keep-alives had already committed the 200 status (the failure took
+        # longer than the keep-alive interval to show): the client still gets the error, as the same
+        # final chunk a mid-stream failure gets (finish_reason "error", usage with cost 0: nothing was
+        # charged), then [DONE]. Never a silently truncated 200.
+        if isinstance(exc, GatewayError):
+            error: GatewayError = exc
+        else:
+            log.error("unexpected error in a committed stream", exc_info=exc)
+            error = InternalError("Internal Server Error")
         final = wire.chunk_body(
             generation_id=generation_id,
             created_s=created_s,
             model_id=model_id,
-            provider_name=provider_name,
+            provider_name=provider_name or str(error.metadata.get("provider_name") or ""),
             choices=[wire.error_chunk_choice()],
         )
+        final["usage"] = wire.usage_body(Usage(), NO_CHARGE)
         final["error"] = wire.stream_error_fields(error)
         yield b"data: " + _encode(final) + b"\n\n"
         yield DONE
