@@ -82,10 +82,12 @@ def chromium() -> Iterator[Browser]:
         launched.close()
 
 
-def acme_gateway(workdir: Path, upstream: FakeOpenAIUpstream, extra_toml: str = "", **env: str) -> GatewayProcess:
+def acme_gateway(
+    workdir: Path, upstream: FakeOpenAIUpstream, extra_toml: str = "", database_url: str | None = None, **env: str
+) -> GatewayProcess:
     """The gateway with the fake's `acme/*` models (tests/support/gateway.py), not yet started."""
     config = acme_config_toml(upstream.base_url, extra_toml=extra_toml)
-    return GatewayProcess(workdir, config, {UPSTREAM_KEY_ENV: upstream.api_key, **env})
+    return GatewayProcess(workdir, config, {UPSTREAM_KEY_ENV: upstream.api_key, **env}, database_url)
 
 
 def browser_sign_up(page: Page, root: str, email: str, password: str = PASSWORD) -> None:
