@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from tests.support.gateway import GatewayProcess, _model_toml, acme_config_toml
+from tests.support.gateway import GatewayProcess, _model_toml, acme_config_toml, free_port
 from tests.support.redis_server import delete_prefix, shared_redis_url, unique_prefix
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -77,3 +77,20 @@ def test_failures_through_one_process_steer_the_other_around_the_endpoint(pair, 
     assert {"model": "acme/shared", "provider": "acme-bad", "state": "ejected"} in [
         {k: e[k] for k in ("model", "provider", "state")} for e in ready["endpoints"]
     ]
+
+
+def test_with_redis_down_a_process_routes_on_its_own_stats_and_logs_it_once(gateway_factory, fake_upstream):
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    alone = gateway_factory(env={"POLYROUTE_REDIS_URL": dead, "POLYROUTE_REDIS_PREFIX": unique_prefix()})
+    session = session_for(alone)
+    for i in range(10):
+        body = {"model": "acme/shared", "messages": MSG, "stream": bool(i % 2)}
+        response = session.post(f"{alone.base_url}/chat/completions", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+    time.sleep(0.5)  # a few flush attempts more
+    called = [r.body["model"] for r in fake_upstream.chat_requests()]
+    assert called.count("error-503") == 1 and called.count("mock-model") == 10  # its own failure steered it
+    stats = endpoints(alone, session)
+    assert stats["acme-bad"]["status"] == -1 and stats["acme"]["uptime_last_30m"] == 100
+    log = alone.log_path.read_text()
+    assert log.count("endpoint stats not shared through Redis") == 1, log[-3000:]

@@ -94,6 +94,7 @@ async def test_redis_down_leaves_each_process_its_own_stats_and_logs_once(caplog
     caplog.set_level(logging.WARNING, logger="polyroute.routing.redis_health")
     await shared.start()
     try:
+        await asyncio.sleep(0.5)  # idle: empty flushes while the reader keeps failing are no "recovery"
         for _ in range(3):
             shared.record_failure(KEY)  # never raises, never waits
             await asyncio.sleep(0.1)

@@ -134,6 +134,8 @@ class SharedHealth:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self._flush_s)
+            if not self._pending:
+                continue  # nothing sent: no news about Redis either way
             try:
                 await self.flush()
                 self._recovered()
