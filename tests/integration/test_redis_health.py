@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from tests.support.gateway import free_port
-from tests.support.redis_server import delete_prefix, shared_redis_url, unique_prefix
+from tests.support.redis_server import ThrowawayRedis, delete_prefix, shared_redis_url, unique_prefix
 
 from polyroute.routing.health import HealthState, MemoryHealth
 from polyroute.routing.redis_health import SharedHealth
@@ -103,3 +103,30 @@ async def test_redis_down_leaves_each_process_its_own_stats_and_logs_once(caplog
         assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
     finally:
         await shared.aclose()
+
+
+async def test_sharing_resumes_by_itself_when_redis_comes_back(tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="polyroute.routing.redis_health")
+    server = ThrowawayRedis(tmp_path / "redis", free_port()).start()
+    first = SharedHealth(MemoryHealth(), server.url, stream_key="health", flush_s=0.05)
+    second = SharedHealth(MemoryHealth(), server.url, stream_key="health", flush_s=0.05)
+    await first.start()
+    await second.start()
+    try:
+        await asyncio.wait_for(second.caught_up.wait(), 2)
+        server.stop()
+        first.record_failure(KEY)  # while Redis is down: kept, and still counted here at once
+        assert first.snapshot([KEY]).of(KEY).state is HealthState.DEGRADED
+        await asyncio.sleep(0.3)
+        server.start()  # an empty Redis: the stream is gone too
+        took_s = await wait_until(lambda: second.merged == 1, timeout_s=6.0)
+        print(f"outcome kept through the outage reached the other process {took_s:.2f} s after Redis returned")
+        assert second.snapshot([KEY]).of(KEY).state is HealthState.DEGRADED
+        messages = [r.getMessage() for r in caplog.records]
+        # Once per store and outage (both stores live in this test process and share the logger).
+        assert sum("not shared through Redis" in m for m in messages) == 2, messages
+        assert sum("shared through Redis again" in m for m in messages) == 2, messages
+    finally:
+        await first.aclose()
+        await second.aclose()
+        server.stop()
