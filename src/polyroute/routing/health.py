@@ -183,7 +183,9 @@ class MemoryHealth:
         entry.consecutive_failures += 1
         if retry_after_s is not None:
             entry.avoid_until_s = max(entry.avoid_until_s, now + retry_after_s)
-        if entry.consecutive_failures >= self._eject_after or entry.probe_in_flight:
+        # Half-open and failing again (this process's probe, or another's merged in): still broken.
+        half_open = entry.ejected_until_s is not None and now >= entry.ejected_until_s
+        if entry.consecutive_failures >= self._eject_after or entry.probe_in_flight or half_open:
             entry.ejections += 1
             period = min(self._max_ejection_s, self._base_ejection_s * 2 ** (entry.ejections - 1))
             entry.ejected_until_s = entry.last_failure_s + period  # from the newest failure (merged ones may be older)

@@ -102,3 +102,17 @@ def test_outcomes_merged_late_count_from_when_they_happened():
     assert stats.ejected_until_s == clock.now - 5 + 30  # the period runs from the newest failure
     health.record_success(KEY, ttft_s=0.1, latency_s=1.1, completion_tokens=11, ago_s=STATS_WINDOW_S + 1)
     assert health.snapshot([KEY]).of(KEY).uptime == 0.0  # outside the stats window: not counted
+
+
+def test_a_failure_while_half_open_ejects_again_even_without_this_processs_probe():
+    clock = Clock()
+    health = MemoryHealth(clock)
+    for _ in range(3):
+        health.record_failure(KEY)
+    clock.now += 30.5
+    assert health.snapshot([KEY]).of(KEY).state is HealthState.HALF_OPEN
+    health.record_failure(KEY)  # e.g. another process's probe failed, merged through Redis
+    stats = health.snapshot([KEY]).of(KEY)
+    assert stats.state is HealthState.EJECTED and stats.ejected_until_s == clock.now + 60
+    health.record_failure(KEY, ago_s=10)  # happened before this ejection ended: no new ejection
+    assert health.snapshot([KEY]).of(KEY).ejected_until_s == clock.now + 60
