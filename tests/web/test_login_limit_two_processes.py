@@ -1,6 +1,6 @@
 """The sign-in limit holds across processes: two gateway processes on one PostgreSQL and one Redis;
-failed sign-ins alternating between them hit the per-email and per-address budgets at the configured
-count in total (per process, the fifth failure would leave each process three more)."""
+failed sign-ins alternating between them, or racing in parallel, hit the per-email and per-address
+budgets at the configured count in total (per process, each would have its own budget)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,8 @@ def test_failed_sign_ins_spread_over_two_processes_share_one_budget(
     pair: tuple[GatewayProcess, GatewayProcess],
 ) -> None:
     first, second = pair
-    assert sign_in(first, EMAIL, PASSWORD).status_code == 303  # the account works
+    for i in range(2 * FAILURES_PER_EMAIL):  # successes give their slot back
+        assert sign_in(pair[i % 2], EMAIL, PASSWORD).status_code == 303
     statuses = [sign_in(pair[i % 2], EMAIL, "wrong password").status_code for i in range(FAILURES_PER_EMAIL)]
     assert statuses == [400] * FAILURES_PER_EMAIL
     for gateway in (first, second):  # the budget is spent on both, even for the right password
@@ -73,3 +75,21 @@ def test_failed_sign_ins_spread_over_two_processes_share_one_budget(
         assert sign_in(pair[i % 2], f"guess{i}@example.com", "wrong password").status_code == 400
     for gateway in (first, second):
         assert sign_in(gateway, "fresh@example.com", "wrong password").status_code == 429
+
+
+def test_a_concurrent_burst_over_two_processes_gets_exactly_the_budget(
+    pair: tuple[GatewayProcess, GatewayProcess],
+) -> None:
+    """Each attempt takes its slot atomically before the password is checked: racing attempts cannot
+    all pass a check made before any of them was counted."""
+
+    def attempt(i: int) -> int:
+        return sign_in(pair[i % 2], EMAIL, "wrong password").status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(attempt, range(20)))
+    print(
+        f"20 concurrent failed sign-ins over 2 processes: {statuses.count(400)} checked, {statuses.count(429)} refused"
+    )
+    assert statuses.count(400) == FAILURES_PER_EMAIL and statuses.count(429) == 20 - FAILURES_PER_EMAIL, statuses
+    assert sign_in(pair[0], EMAIL, PASSWORD).status_code == 429

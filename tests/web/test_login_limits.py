@@ -25,19 +25,30 @@ def test_the_email_budget_then_one_more_per_interval() -> None:
         clock = Clock()
         limiter = LoginLimiter(MemoryLimitStore(), clock)
         for _ in range(FAILURES_PER_EMAIL):
-            assert await limiter.retry_after_s("a@example.com", "10.0.0.1") == 0
-            await limiter.failed("a@example.com", "10.0.0.1")
-        interval_s = WINDOW_S / FAILURES_PER_EMAIL
-        assert await limiter.retry_after_s("a@example.com", "10.0.0.2") == interval_s  # any address
-        assert await limiter.retry_after_s("b@example.com", "10.0.0.1") == 0  # another email
+            assert await limiter.attempt("a@example.com", "10.0.0.1") == 0  # (and it fails)
+        interval_s = WINDOW_S // FAILURES_PER_EMAIL
+        assert await limiter.attempt("a@example.com", "10.0.0.2") == interval_s  # from any address
+        assert await limiter.attempt("b@example.com", "10.0.0.1") == 0  # another email
         clock.advance(interval_s - 1)
-        assert await limiter.retry_after_s("a@example.com", "10.0.0.1") == 1
+        assert await limiter.attempt("a@example.com", "10.0.0.1") == 1
         clock.advance(1)
-        assert await limiter.retry_after_s("a@example.com", "10.0.0.1") == 0  # one slot drained
-        await limiter.failed("a@example.com", "10.0.0.1")
-        assert await limiter.retry_after_s("a@example.com", "10.0.0.1") == interval_s
+        assert await limiter.attempt("a@example.com", "10.0.0.1") == 0  # one slot drained, now used again
+        assert await limiter.attempt("a@example.com", "10.0.0.1") == interval_s
         clock.advance(WINDOW_S)
-        assert await limiter.retry_after_s("a@example.com", "10.0.0.1") == 0  # all drained
+        assert await limiter.attempt("a@example.com", "10.0.0.1") == 0  # all drained
+
+    asyncio.run(run())
+
+
+def test_successful_sign_ins_give_their_slot_back() -> None:
+    async def run() -> None:
+        limiter = LoginLimiter(MemoryLimitStore(), Clock())
+        for _ in range(3 * FAILURES_PER_EMAIL):
+            assert await limiter.attempt("ok@example.com", "10.0.0.3") == 0
+            await limiter.succeeded("ok@example.com", "10.0.0.3")
+        for _ in range(FAILURES_PER_EMAIL):  # the whole failure budget is still there
+            assert await limiter.attempt("ok@example.com", "10.0.0.3") == 0
+        assert await limiter.attempt("ok@example.com", "10.0.0.3") > 0
 
     asyncio.run(run())
 
@@ -47,11 +58,9 @@ def test_the_address_budget_counts_every_email_and_two_limiters_on_one_store_sha
         store, clock = MemoryLimitStore(), Clock()
         first, second = LoginLimiter(store, clock), LoginLimiter(store, clock)  # like two processes on Redis
         for i in range(FAILURES_PER_ADDRESS):
-            limiter = first if i % 2 else second
-            assert await limiter.retry_after_s(f"u{i}@example.com", "10.0.0.9") == 0
-            await limiter.failed(f"u{i}@example.com", "10.0.0.9")
-        assert await first.retry_after_s("new@example.com", "10.0.0.9") > 0
-        assert await second.retry_after_s("new@example.com", "10.0.0.9") > 0
-        assert await second.retry_after_s("new@example.com", "10.0.0.10") == 0
+            assert await (first if i % 2 else second).attempt(f"u{i}@example.com", "10.0.0.9") == 0
+        assert await first.attempt("new@example.com", "10.0.0.9") > 0
+        assert await second.attempt("new@example.com", "10.0.0.9") > 0
+        assert await second.attempt("new@example.com", "10.0.0.10") == 0
 
     asyncio.run(run())

@@ -6,10 +6,10 @@ N workers, N budgets; docs/web.md). If Redis stops answering, the store falls ba
 process until it returns, as the API's limits do.
 
 Each subject is a GCRA bucket: `FAILURES_PER_EMAIL` failures in a burst, then one more every
-window/budget (3 minutes for 5 per 15 minutes). An attempt is first *checked* without spending
-anything (a rule one unit smaller with the same emission interval, cost 0: it refuses exactly when
-the bucket is full), then a failure is *recorded* (cost 1). A success does not refund: earlier
-failures drain with time. Email and address are stored hashed.
+window/budget (3 minutes for 5 per 15 minutes). Every attempt first takes a slot in both buckets in
+one atomic decision (so attempts racing in parallel, on any process, can never overshoot the
+budget), and a successful sign-in gives its slot back: only failures stay counted, and they drain
+with time. Email and address are stored hashed.
 """
 
 from __future__ import annotations
@@ -37,14 +37,12 @@ class _Budget:
     kind: str  # "e" (email) or "a" (address)
     failures: int
 
-    def rules(self, subject: str) -> tuple[Rule, Rule]:
-        """(check, record): the same bucket, same emission interval; the check refuses once it is full."""
-        interval_us = WINDOW_S * US_PER_S // self.failures
+    def rule(self, subject: str) -> Rule:
         digest = hashlib.sha256(subject.encode("utf-8")).hexdigest()[:32]
-        key, name = f"login:{self.kind}:{digest}", f"sign-in-failures-per-{self.kind}"
-        check = Rule(key, "gcra", self.failures - 1, interval_us * (self.failures - 1), name, cost=0)
-        record = Rule(key, "gcra", self.failures, interval_us * self.failures, name, cost=1)
-        return check, record
+        period_us = WINDOW_S * US_PER_S
+        return Rule(
+            f"login:{self.kind}:{digest}", "gcra", self.failures, period_us, f"sign-in-failures-per-{self.kind}"
+        )
 
 
 EMAIL = _Budget("e", FAILURES_PER_EMAIL)
@@ -56,14 +54,18 @@ class LoginLimiter:
         self._store = store
         self._clock = clock
 
-    async def retry_after_s(self, email: str, address: str) -> int:
-        """0 when an attempt may go ahead, else the seconds until one more failure would be counted."""
-        checks = [EMAIL.rules(email)[0], ADDRESS.rules(address)[0]]
-        verdict = await self._store.decide(checks, self._clock())
+    @staticmethod
+    def _rules(email: str, address: str) -> list[Rule]:
+        return [EMAIL.rule(email), ADDRESS.rule(address)]
+
+    async def attempt(self, email: str, address: str) -> int:
+        """0: go ahead (a failure slot is taken, see `succeeded`); else the seconds until one frees."""
+        verdict = await self._store.decide(self._rules(email, address), self._clock())
         return 0 if verdict.allowed else max(1, math.ceil(verdict.retry_after_us / US_PER_S))
 
-    async def failed(self, email: str, address: str) -> None:
-        await self._store.decide([EMAIL.rules(email)[1], ADDRESS.rules(address)[1]], self._clock())
+    async def succeeded(self, email: str, address: str) -> None:
+        """The password was right: give the attempt's slot back."""
+        await self._store.adjust(self._rules(email, address), -1, self._clock())
 
     async def aclose(self) -> None:
         await self._store.aclose()

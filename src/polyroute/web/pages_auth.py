@@ -69,7 +69,7 @@ async def login(request: Request) -> Response:
     email = form.get("email", "").strip().lower()
     password = form.get("password", "")
     address = request.client.host if request.client else "?"
-    wait_s = await web.limiter.retry_after_s(email, address)
+    wait_s = await web.limiter.attempt(email, address)  # takes a failure slot, given back on success
     if wait_s:
         minutes = max(1, round(wait_s / 60))
         message = f"Too many sign-in attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
@@ -79,9 +79,9 @@ async def login(request: Request) -> Response:
     found = await web.passwords.hash_for(email)
     stored = None if found is None else found[1]
     if found is None or not verify_password(stored, password):
-        await web.limiter.failed(email, address)
         return _form_page(request, "login.html", status=400, error=BAD_LOGIN, email=email)
     account_id = found[0]
+    await web.limiter.succeeded(email, address)
     if stored is not None and needs_rehash(stored):
         await web.passwords.set_hash(account_id, hash_password(password))
     return await _signed_in(request, account_id, form.get("next"))
