@@ -112,6 +112,12 @@ def test_a_user_can_never_read_or_change_another_users_keys_generations_or_setti
     )
     alice_account = alice.portal.call(accounts.get_account, alice_id)  # type: ignore[union-attr]
     assert alice_account.default_model == "google/gemma-3-270m"
+    alice.post("/settings/providers", data={"csrf_token": alice_csrf, "sort": "latency", "allow_fallbacks": "1"})
+    bob.post("/settings/providers", data={"csrf_token": bob_csrf, "sort": "price", "allow_fallbacks": "1"})
+    defaults = alice.app.state.services.provider_defaults  # type: ignore[attr-defined]
+    assert alice.portal.call(defaults.get, alice_id) == {"sort": "latency"}  # type: ignore[union-attr]
+    assert '<option value="latency" selected>' in alice.get("/settings").text
+    assert '<option value="latency" selected>' not in bob.get("/settings").text
     # and Alice does see her own generation
     assert generation_id in alice.get("/activity.csv").text
     assert "alice-secret-key" in alice.get("/activity").text
