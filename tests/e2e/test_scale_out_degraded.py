@@ -4,6 +4,10 @@ Redis stops: requests keep being served (rate limits fall back to per-process bu
 unaffected. PostgreSQL goes away: paid requests fail fast with 503 and Retry-After, nothing is served
 unbilled. Both come back: service resumes with no restart. Afterwards every request has exactly one
 terminal ledger entry and nothing is left reserved.
+
+"PostgreSQL goes away" here means its connections are reset and new ones refused (a stopped or
+restarted server). A connection that goes silent instead (a network partition: no reset, replies
+lost) is a different case: a statement on it waits for the driver's statement timeout.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ class LoadRun:
 
     targets: list[tuple[str, str]]
     phase: str = "normal"
-    replies: list[tuple[str, int, float, dict[str, str]]] = field(default_factory=list)
+    # (phase at the start, status, seconds, headers, phase at the end)
+    replies: list[tuple[str, int, float, dict[str, str], str]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _client(self, base_url: str, key: str) -> None:
@@ -46,9 +51,9 @@ class LoadRun:
                     timeout=30,
                 )
                 status, headers = reply.status_code, dict(reply.headers)
-            except requests.RequestException:
-                status, headers = -1, {}
-            self.replies.append((phase, status, time.monotonic() - started, headers))
+            except requests.RequestException as exc:  # kept for the failure message: what the client saw
+                status, headers = -1, {"client-error": f"{type(exc).__name__}: {exc}"[:300]}
+            self.replies.append((phase, status, time.monotonic() - started, headers, self.phase))
             time.sleep(0.02)
 
     def __enter__(self) -> LoadRun:
@@ -63,7 +68,16 @@ class LoadRun:
             thread.join(60)
 
     def during(self, phase: str) -> list[tuple[int, float, dict[str, str]]]:
-        return [(s, took, h) for p, s, took, h in list(self.replies) if p == phase]
+        """Replies to requests sent during `phase`."""
+        return [(s, took, h) for p, s, took, h, _ in list(self.replies) if p == phase]
+
+    def touching(self, phase: str) -> list[tuple[int, float, dict[str, str]]]:
+        """Replies to requests in flight at any time during `phase` (sent before it, or answered after)."""
+        return [(s, took, h) for p, s, took, h, end in list(self.replies) if phase in (p, end)]
+
+    def within(self, phase: str) -> list[tuple[int, float, dict[str, str]]]:
+        """Replies to requests sent and answered during `phase` (none overlaps the next change)."""
+        return [(s, took, h) for p, s, took, h, end in list(self.replies) if p == end == phase]
 
     def wait_for(self, phase: str, status: int, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -74,12 +88,6 @@ class LoadRun:
         raise AssertionError(f"no {status} during {phase} in {timeout_s} s: {self.during(phase)[-10:]}")
 
 
-@pytest.mark.xfail(
-    reason="open (issue #7): passes some runs; seen failing: a request not 200 right after Redis stops; after a "
-    "PostgreSQL cut during a commit, the balance's reserved counter stays above the open holds (commit outcome "
-    "unknown to the client); once, requests hung after PostgreSQL returned (before connect/command timeouts)",
-    strict=False,
-)
 def test_redis_then_postgres_stopping_during_load(
     tmp_path: Path, gateway_factory: Callable[..., GatewayProcess]
 ) -> None:
@@ -113,11 +121,18 @@ def test_redis_then_postgres_stopping_during_load(
             load.wait_for("postgres-back", 200)
             time.sleep(1)
 
-        redis_down = load.during("redis-down")
-        assert redis_down and all(status == 200 for status, _, _ in redis_down), redis_down[:20]
-        assert all(status == 200 for status, _, _ in load.during("redis-back")), load.during("redis-back")[:20]
+        # A request is judged by every phase it overlapped: one sent just before Redis stopped must
+        # still succeed; one sent while Redis was back but still in flight when PostgreSQL was cut
+        # belongs to the PostgreSQL outage.
+        redis_down = load.touching("redis-down")
+        assert redis_down and all(s == 200 for s, _, _ in redis_down), [r for r in redis_down if r[0] != 200]
+        slowest_redis_down_s = max(took for _, took, _ in redis_down)
+        print(f"Redis down: {len(redis_down)} requests, all 200, slowest {slowest_redis_down_s * 1000:.0f} ms")
+        assert slowest_redis_down_s < 5  # no request waits on the dead Redis (generous: shared 2-core machine)
+        redis_back = load.within("redis-back")
+        assert redis_back and all(s == 200 for s, _, _ in redis_back), [r for r in redis_back if r[0] != 200]
 
-        postgres_down = load.during("postgres-down")
+        postgres_down = load.touching("postgres-down")
         refused = [(took, headers) for status, took, headers in postgres_down if status == 503]
         assert {status for status, _, _ in postgres_down} <= {200, 503}, postgres_down
         assert len(refused) >= 5
@@ -134,11 +149,18 @@ def test_redis_then_postgres_stopping_during_load(
             if audit["open_holds"] == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert audit["open_holds"] == 0 and audit["balance"]["reserved_pusd"] == 0
-        assert set(audit["terminal"]) == set(audit["reserves"])  # nothing lost
+        ledger_state = {
+            "balance": audit["balance"],
+            "open_holds": audit["open_holds"],
+            "reserved_without_terminal": sorted(set(audit["reserves"]) - set(audit["terminal"])),
+            "terminal_without_reserve": sorted(set(audit["terminal"]) - set(audit["reserves"])),
+            "duplicated": {ref: n for ref, (n, _) in audit["terminal"].items() if n != 1},
+        }
+        assert audit["open_holds"] == 0 and audit["balance"]["reserved_pusd"] == 0, ledger_state
+        assert set(audit["terminal"]) == set(audit["reserves"]), ledger_state  # nothing lost
         assert all(count == 1 for count, _ in audit["terminal"].values())  # nothing duplicated
         settled = sum(total for _, total in audit["terminal"].values())
         assert settled == audit["balance"]["spent_pusd"]
-        served = sum(1 for _, status, _, _ in load.replies if status == 200)
+        served = sum(1 for _, status, _, _, _ in load.replies if status == 200)
         print(f"load run: {len(load.replies)} requests, {served} served, {len(audit['reserves'])} reserved")
         assert served <= len(audit["reserves"])  # nothing served unbilled

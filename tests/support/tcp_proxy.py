@@ -66,6 +66,11 @@ class CuttableProxy:
         for sock in conns:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                # close() alone does not end a socket another thread is blocked in recv() on: the
+                # connection would stay open and silent (a reply lost, the peer waiting for its
+                # statement timeout). shutdown() wakes the pipe threads so every connection ends now.
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 sock.close()
 
     def restore(self) -> None:

@@ -120,6 +120,12 @@ class RedisLimitStore:
         decided = rules[index - 1] if index else None
         return Verdict(bool(allowed), decided, remaining, retry_after, reset_after)
 
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise LimitStoreUnavailable(str(exc) or type(exc).__name__) from exc
+
     async def adjust(self, rules: Sequence[Rule], units: int, now_us: int) -> None:
         gcra = [rule for rule in rules if rule.kind == "gcra"]
         if not gcra or not units:

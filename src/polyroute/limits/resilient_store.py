@@ -1,16 +1,19 @@
 """Redis when it answers, this process's memory when it does not (the documented fail-open mode).
 
 While Redis is down every decision is made by a per-process `MemoryLimitStore`, so limits hold per
-process (N processes admit up to N times the limit). After a failure Redis is not asked again for
-`retry_after_s`, so a dead Redis costs one short timeout per interval rather than one per request;
-the first decision after that interval tries Redis again, and recovery needs no restart.
+process (N processes admit up to N times the limit). The request that meets the failure is decided
+in memory at once. From then on no request waits on Redis: a background probe asks it every
+`retry_after_s` and hands decisions back to it once it answers, so recovery needs no restart and a
+dead or unreachable Redis adds no latency (not even one connect timeout per interval).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from polyroute.limits.memory_store import MemoryLimitStore
 from polyroute.limits.rules import Rule, Verdict
@@ -19,49 +22,70 @@ from polyroute.limits.store import LimitStore, LimitStoreUnavailable
 log = logging.getLogger(__name__)
 
 
+class ProbedStore(LimitStore, Protocol):
+    async def ping(self) -> None:
+        """Return when the store answers; raise LimitStoreUnavailable when it does not."""
+
+
 class ResilientLimitStore:
     def __init__(
-        self,
-        primary: LimitStore,
-        fallback: MemoryLimitStore | None = None,
-        retry_after_s: float = 1.0,
-        monotonic: Callable[[], float] = time.monotonic,
+        self, primary: ProbedStore, fallback: MemoryLimitStore | None = None, retry_after_s: float = 1.0
     ) -> None:
         self._primary = primary
         self._fallback = fallback or MemoryLimitStore()
         self._retry_after_s = retry_after_s
-        self._monotonic = monotonic
-        self._down_until: float | None = None
+        self._down = False
+        self._probe: asyncio.Task[None] | None = None
 
     @property
     def degraded(self) -> bool:
-        return self._down_until is not None
+        return self._down
 
     async def decide(self, rules: Sequence[Rule], now_us: int) -> Verdict:
-        if self._down_until is not None and self._monotonic() < self._down_until:
+        if self._down:
             return self._fallback.decide_now(rules, now_us)
         try:
-            verdict = await self._primary.decide(rules, now_us)
+            return await self._primary.decide(rules, now_us)
         except LimitStoreUnavailable as exc:
-            if self._down_until is None:
-                log.warning("rate-limit store unavailable (%s): limiting per process until it returns", exc)
-            self._down_until = self._monotonic() + self._retry_after_s
+            self._went_down(exc)
             return self._fallback.decide_now(rules, now_us)
-        if self._down_until is not None:
-            log.warning("rate-limit store is back: limits are shared across processes again")
-            self._down_until = None
-        return verdict
 
     async def adjust(self, rules: Sequence[Rule], units: int, now_us: int) -> None:
-        if self._down_until is not None and self._monotonic() < self._down_until:
+        if self._down:
             self._fallback.adjust_now(rules, units, now_us)
             return
         try:
             await self._primary.adjust(rules, units, now_us)
-        except LimitStoreUnavailable:
-            self._down_until = self._monotonic() + self._retry_after_s
+        except LimitStoreUnavailable as exc:
+            self._went_down(exc)
             self._fallback.adjust_now(rules, units, now_us)
 
+    def _went_down(self, exc: Exception) -> None:
+        if self._down:
+            return
+        log.warning("rate-limit store unavailable (%s): limiting per process until it returns", exc)
+        self._down = True
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._wait_for_primary(), name="limit-store-probe")
+
+    async def _wait_for_primary(self) -> None:
+        while True:
+            await asyncio.sleep(self._retry_after_s)
+            try:
+                await self._primary.ping()
+            except LimitStoreUnavailable:
+                continue
+            except Exception:  # never let the probe die silently: the process would stay degraded
+                log.exception("rate-limit store probe failed unexpectedly; probing again")
+                continue
+            log.warning("rate-limit store is back: limits are shared across processes again")
+            self._down = False
+            return
+
     async def aclose(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
         await self._primary.aclose()
         await self._fallback.aclose()
