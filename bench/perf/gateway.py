@@ -27,6 +27,11 @@ from procs import Proc, Processes, cmdline, free_port, group_members, rss_mb, wa
 ROOT = Path(__file__).resolve().parents[2]
 POLYROUTE = ROOT / ".venv" / "bin" / "polyroute"
 CREDITS_USD = "100000"
+METRICS_TOKEN = "bench-metrics-token"  # noqa: S105 (a throwaway token for the bench gateway)
+# Operator limits on every paid request (per key and per account), high enough never to refuse:
+# the limiter's work is measured without 429s spoiling the load.
+LIMITS_ENV = {"POLYROUTE_KEY_RPM": "100000000", "POLYROUTE_ACCOUNT_RPM": "100000000"}
+FREE_MODEL = "mock/fast:free"
 
 CONFIG = """\
 [providers.mock]
@@ -43,7 +48,17 @@ api_key_env = "MOCK_API_KEY"
 type = "openai"
 base_url = "http://127.0.0.1:{drip}/v1"
 api_key_env = "MOCK_API_KEY"
-{models}"""
+{models}
+[[models]]
+id = "{free}"
+name = "Mock: Fast (free)"
+context_length = 8192
+[[models.endpoints]]
+provider = "mock"
+upstream_id = "fast"
+prompt_price = "0"
+completion_price = "0"
+"""
 
 MODEL = """
 [[models]]
@@ -83,13 +98,15 @@ def prepare(root: Path, nginx_port: int, drip_port: int, database_url: str | Non
         )
     )
     config = root / "polyroute.toml"
-    config.write_text(CONFIG.format(nginx=nginx_port, drip=drip_port, models=models))
+    config.write_text(CONFIG.format(nginx=nginx_port, drip=drip_port, models=models, free=FREE_MODEL))
     env = base_env(
         {
             "POLYROUTE_DATA_DIR": str(root / "data"),
             "POLYROUTE_LOCAL_MODELS": "off",
             "MOCK_API_KEY": "sk-mock",
             "PYTHONDONTWRITEBYTECODE": "1",
+            "POLYROUTE_METRICS_TOKEN": METRICS_TOKEN,
+            **LIMITS_ENV,
         }
     )
     if database_url:
@@ -179,16 +196,32 @@ def probe_features(port: int, key: str, json_body: bytes) -> tuple[dict[str, str
     status, headers, body = http("POST", port, "/api/v1/chat/completions", json_body, key)
     if status != 200:
         raise RuntimeError(f"gateway answered {status} to a paid request: {body[:300]!r}")
-    limit_headers = sorted(name for name in headers if "ratelimit" in name)
-    found["rate limiting"] = (
-        f"on ({', '.join(limit_headers)})" if limit_headers else "not detected (no x-ratelimit-* headers)"
-    )
-    status, _, text = http("GET", port, "/metrics")
+    found["rate limiting"] = _probe_limits(port, key, json_body)
+    status, _, text = http("GET", port, "/metrics", key=METRICS_TOKEN)
+    counted = b"polyroute_chat_requests_total{" in text
     found["metrics"] = (
-        "on (GET /metrics)" if status == 200 and b"# TYPE" in text else f"not detected (GET /metrics: {status})"
+        "on (GET /metrics counts the probe)" if status == 200 and counted else f"not detected (GET /metrics: {status})"
     )
     generation_id = headers.get("x-generation-id") or json.loads(body).get("id", "")
     return found, generation_id
+
+
+def _probe_limits(port: int, key: str, json_body: bytes) -> str:
+    """Rate limiting is on when the free tier refuses the 21st `:free` request in a minute with a 429
+    and x-ratelimit-* headers; the operator's per-key and per-account rules (LIMITS_ENV) then run
+    on every paid request too (same limiter, same store)."""
+    body = json.loads(json_body)
+    body["model"] = FREE_MODEL
+    free_body = json.dumps(body).encode()
+    for _ in range(40):
+        status, headers, _ = http("POST", port, "/api/v1/chat/completions", free_body, key)
+        if status == 429:
+            names = sorted(name for name in headers if name.startswith("x-ratelimit"))
+            rules = " and ".join(f"{name}={value}" for name, value in LIMITS_ENV.items())
+            return f"on ({rules} on every request; the free tier answered 429 with {', '.join(names)})"
+        if status != 200:
+            return f"not detected (a `:free` request got HTTP {status})"
+    return "not detected (40 `:free` requests in a row were all served)"
 
 
 def confirm_records(port: int, key: str, generation_id: str, found: dict[str, str]) -> None:

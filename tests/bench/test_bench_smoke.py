@@ -66,6 +66,9 @@ def test_quick_benchmark_reports_every_row_and_the_gateway_clears_the_floor(tmp_
     features = results["meta"]["features"]
     assert features["key auth"].startswith("on"), features
     assert features["generation records"].startswith("on"), features
+    assert features["rate limiting"].startswith("on"), features
+    assert features["metrics"].startswith("on"), features
+    assert features["ledger reserve+settle"].startswith("on"), features
     for heading in ("### Sequential", "### Throughput", "### Memory", "### Targets"):
         assert heading in report
 
