@@ -22,6 +22,7 @@ import os
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -65,7 +66,7 @@ class SharedHealth:
         self._writer = aioredis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
         # The reader blocks up to block_s inside XREAD: its socket timeout must be longer.
         self._reader = aioredis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=block_s + 2.0)
-        self._pending: list[Outcome] = []
+        self._pending: deque[Outcome] = deque(maxlen=_MAX_PENDING)  # full: the oldest are dropped
         self._tasks: list[asyncio.Task[None]] = []
         self._failing = False  # Redis errors are logged once per outage
         self.merged = 0  # outcomes merged from other processes (for tests and /readyz)
@@ -96,8 +97,6 @@ class SharedHealth:
 
     def _queue(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
-        if len(self._pending) > _MAX_PENDING:
-            del self._pending[: len(self._pending) - _MAX_PENDING]
 
     # --- background tasks --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -122,13 +121,14 @@ class SharedHealth:
         """Append the queued outcomes as one stream entry. Raises RedisError/OSError (batch kept)."""
         if not self._pending:
             return
-        batch, self._pending = self._pending, []
+        batch = list(self._pending)
+        self._pending.clear()
         payload = json.dumps({"o": self.origin, "e": batch}, separators=(",", ":"))
         try:
             await self._writer.xadd(self._key, {"b": payload}, maxlen=_STREAM_MAXLEN, approximate=True)
         except BaseException:
-            self._pending[:0] = batch  # keep it for the next try (bounded by _MAX_PENDING)
-            del self._pending[: max(0, len(self._pending) - _MAX_PENDING)]
+            # Keep it for the next try, before what came since; beyond _MAX_PENDING the oldest go.
+            self._pending = deque([*batch, *self._pending], maxlen=_MAX_PENDING)
             raise
 
     async def _flush_loop(self) -> None:
