@@ -1,6 +1,7 @@
 """Issue #10's acceptance: a representative mix of the suite's traffic, with the gateway at DEBUG,
-leaves no canary secret (API keys, provider key, password, session cookie, metrics token) nor the
-canary prompt text in the gateway's log or in the CLI's stderr.
+leaves no canary secret (API keys, provider key, password, session cookie, metrics token, the
+OTLP exporter's header) nor the canary prompt text in the gateway's log, in the CLI's stderr, or in
+the OpenTelemetry spans it exported (tracing is on, to a fake OTLP collector).
 
 The mix: web sign-up and sign-in (canary password), good / unknown / revoked keys, the management
 API, chat JSON and SSE with a canary prompt, upstream failures (400 echoing the request, 401, 429,
@@ -18,6 +19,7 @@ import pytest
 import requests
 from tests.e2e.conftest import E2E_TIMEOUTS
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
+from tests.fakes.otlp_collector import FakeOtlpCollector
 from tests.support.gateway import UPSTREAM_KEY_ENV, GatewayProcess, acme_config_toml
 
 RUN = secrets.token_hex(6)
@@ -28,6 +30,7 @@ WRONG_PASSWORD = f"Wrong-Canary-Passw0rd-{RUN}!"
 UNKNOWN_KEY = f"sk-pr-v1-{RUN}{'c' * 52}"
 PROMPT = f"CANARY PROMPT {RUN}: the treasure is buried under the old oak"
 EMAIL = f"canary-{RUN}@example.com"
+OTLP_HEADER_KEY = f"canary-otlp-header-{RUN}"
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +40,20 @@ def leak_upstream() -> Iterator[FakeOpenAIUpstream]:
 
 
 @pytest.fixture(scope="module")
-def debug_gateway(leak_upstream, tmp_path_factory) -> Iterator[GatewayProcess]:
+def collector() -> Iterator[FakeOtlpCollector]:
+    with FakeOtlpCollector() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def debug_gateway(leak_upstream, collector, tmp_path_factory) -> Iterator[GatewayProcess]:
     env = {
         UPSTREAM_KEY_ENV: PROVIDER_KEY,
         "POLYROUTE_LOG_LEVEL": "DEBUG",
         "POLYROUTE_METRICS_TOKEN": METRICS_TOKEN,
+        "POLYROUTE_TRACING": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+        "OTEL_EXPORTER_OTLP_HEADERS": f"x-collector-key={OTLP_HEADER_KEY}",
         **E2E_TIMEOUTS,
     }
     with GatewayProcess(tmp_path_factory.mktemp("leaks"), acme_config_toml(leak_upstream.base_url), env) as gateway:
@@ -114,7 +126,7 @@ def _api_traffic(gateway: GatewayProcess, key: str, management: str) -> str:
     return revoked
 
 
-def test_debug_logs_and_cli_output_carry_no_secret_and_no_prompt(debug_gateway, leak_upstream):
+def test_debug_logs_cli_output_and_spans_carry_no_secret_and_no_prompt(debug_gateway, leak_upstream, collector):
     cookies = _web_traffic(debug_gateway)
     cli_runs: list[subprocess.CompletedProcess[str]] = []
     record = debug_gateway.create_key(name="leak", account=EMAIL, credits="50")
@@ -123,7 +135,7 @@ def test_debug_logs_and_cli_output_carry_no_secret_and_no_prompt(debug_gateway, 
     cli_runs.append(debug_gateway.cli("keys", "create", "--account", "nobody", "--name", PASSWORD))
     revoked = _api_traffic(debug_gateway, record["key"], management)
     assert leak_upstream.chat_requests(), "the upstream saw no traffic"
-    debug_gateway.stop()
+    debug_gateway.stop()  # also exports the last spans
 
     log = debug_gateway.log_path.read_text(errors="replace")
     assert re.search(r'"level": ?"DEBUG"', log), "the gateway did not log at DEBUG"
@@ -138,10 +150,13 @@ def test_debug_logs_and_cli_output_carry_no_secret_and_no_prompt(debug_gateway, 
         "password": PASSWORD,
         "wrong password": WRONG_PASSWORD,
         "prompt": RUN + ": the treasure",
+        "OTLP exporter header": OTLP_HEADER_KEY,
         **{f"session cookie {i}": value for i, value in enumerate(cookies)},
     }
     places = {"gateway log": log, **{f"cli stderr {i}": run.stderr for i, run in enumerate(cli_runs)}}
     places["cli stdout (keys list)"] = cli_runs[0].stdout
+    assert len(collector.spans) > 50, "the gateway exported (almost) no spans"
+    places["exported spans"] = b"".join(collector.exports).decode("latin-1")
     leaks = [
         f"{name} in {place}"
         for name, secret in canaries.items()

@@ -36,8 +36,13 @@ class Scrubber:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Scrubber:
-        """Mask the values of every variable named like a secret (provider keys, tokens, passwords)."""
-        return cls(value for name, value in env.items() if _SECRET_NAME.search(name))
+        """Mask the values of every variable named like a secret (provider keys, tokens, passwords),
+        and each header value of the OTLP exporter's `OTEL_EXPORTER_OTLP_*HEADERS` (often an API key)."""
+        values = [value for name, value in env.items() if _SECRET_NAME.search(name)]
+        for name, value in env.items():
+            if name.startswith("OTEL_EXPORTER_OTLP_") and name.endswith("HEADERS"):
+                values += [value, *(pair.partition("=")[2].strip() for pair in value.split(","))]
+        return cls(values)
 
     def __call__(self, text: str) -> str:
         if self._values is not None:

@@ -17,6 +17,14 @@ def test_known_secret_values_from_the_environment_are_masked():
     assert scrub("/home/someone-long") == "/home/someone-long"
 
 
+def test_otlp_exporter_header_values_are_masked():
+    env = {"OTEL_EXPORTER_OTLP_HEADERS": "x-honeycomb-team=hc-team-secret-123,dataset=prod-traces-eu"}
+    scrub = Scrubber.from_env(env)
+    line = scrub("export failed with x-honeycomb-team=hc-team-secret-123 (dataset prod-traces-eu)")
+    assert "hc-team-secret-123" not in line and "prod-traces-eu" not in line
+    assert "export failed" in line
+
+
 def test_secret_shaped_text_is_masked():
     scrub = Scrubber()
     line = (
