@@ -166,6 +166,21 @@ async def test_update_key_can_clear_a_limit(store: AccountStore) -> None:
     assert updated is not None and updated.limit_pusd is None
 
 
+async def test_rate_limits_are_stored_changed_and_validated(store: AccountStore) -> None:
+    account = await store.create_account("alice@example.com")
+    _, key = await store.create_key(account.id, "rated", rpm=60, tpm=1_000_000_000)
+    assert (key.rpm, key.tpm) == (60, 1_000_000_000)
+    updated = await store.update_key(key.hash, rpm=None, tpm=0)
+    assert updated is not None and (updated.rpm, updated.tpm) == (None, 0)
+    assert await store.find_key(key.hash) == updated  # what the authenticator's cache is filled from
+    for bad in (-1, 1_000_000_001, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="rpm must be"):
+            await store.update_key(key.hash, rpm=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="tpm must be"):
+            await store.create_key(account.id, "bad", tpm=bad)  # type: ignore[arg-type]
+    assert await store.find_key(key.hash) == updated
+
+
 async def test_update_key_of_unknown_hash_returns_none(store: AccountStore) -> None:
     assert await store.update_key("e" * 64, name="ghost") is None
 
