@@ -12,6 +12,9 @@ from polyroute.observability import tracing
 from polyroute.observability.context import current_request
 from polyroute.observability.middleware import Message, Scope, route_label
 
+# Probes and scrapes every few seconds: noise in a trace store, never worth a trace.
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/healthz"})
+
 
 class TracingMiddleware:
     def __init__(self, app: Any) -> None:
@@ -20,7 +23,7 @@ class TracingMiddleware:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         traces = tracing.active()
         request = current_request()
-        if scope["type"] != "http" or traces is None or request is None:
+        if scope["type"] != "http" or traces is None or request is None or scope.get("path") in UNTRACED_PATHS:
             await self.app(scope, receive, send)
             return
         trace = traces.begin_request(scope, request.request_id)
