@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from tests.e2e.conftest import E2E_TIMEOUTS
 from tests.fakes.otlp_collector import ExportedSpan, FakeOtlpCollector
-from tests.support.gateway import UPSTREAM_KEY_ENV, GatewayProcess
+from tests.support.gateway import UPSTREAM_KEY_ENV, GatewayProcess, acme_config_toml
 
 CLIENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_PARENT_ID = "00f067aa0ba902b7"
@@ -215,3 +216,36 @@ def test_a_refused_key_marks_the_auth_span_failed_but_not_the_server_span(gatewa
     (auth,) = children_of(collector, server, 1)
     assert auth.name == "polyroute.auth" and auth.status == "ERROR"
     assert auth.attributes["error.type"] == "Unauthorized"
+
+
+def test_two_workers_export_every_trace_and_flush_at_shutdown(fake_upstream, collector, tmp_path):
+    env = {
+        UPSTREAM_KEY_ENV: fake_upstream.api_key,
+        **E2E_TIMEOUTS,
+        "POLYROUTE_TRACING": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "60000",  # nothing leaves before shutdown: only the flush at exit sends it
+    }
+    process = GatewayProcess(tmp_path / "two-workers", acme_config_toml(fake_upstream.base_url), env)
+    process.extra_args = ["--workers", "2"]
+    sent = 12
+    with process:
+        key = process.create_key(name="tracing")["key"]
+
+        def chat(i: int) -> str:
+            request_id = f"trace-e2e-workers-{i:04d}"
+            body = {"model": "acme/mock-model", "messages": [{"role": "user", "content": "hi"}], "stream": bool(i % 2)}
+            headers = {"Authorization": f"Bearer {key}", "X-Request-Id": request_id}
+            response = requests.post(f"{process.base_url}/chat/completions", json=body, headers=headers, timeout=30)
+            assert response.status_code == 200
+            return request_id
+
+        with ThreadPoolExecutor(4) as pool:  # concurrent connections, so both workers serve some
+            request_ids = set(pool.map(chat, range(sent)))
+        assert not [s for s in collector.spans if s.kind == "SERVER"], "exported before shutdown"
+    assert process.returncode == 0
+    spans = collector.wait_for(lambda spans: sum(1 for s in spans if s.kind == "SERVER") >= sent)
+    servers = [s for s in spans if s.kind == "SERVER"]
+    assert {s.attributes["polyroute.request_id"] for s in servers} == request_ids
+    assert len({s.trace_id for s in servers}) == sent
+    assert sum(1 for s in spans if s.kind == "CLIENT") == sent
