@@ -187,3 +187,42 @@ async def test_concurrent_writers_in_separate_processes_never_overspend(database
             await writer.aclose()
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_batch_closes_each_ref_once_with_its_first_request(migrated_engine: AsyncEngine) -> None:
+    """One batch (one statement on PostgreSQL): settle, release, a duplicate ref and an unknown ref,
+    over two accounts; totals, key spend and entries agree with closing them one by one."""
+    a = await new_key(migrated_engine, "a@example.com")
+    b = await new_key(migrated_engine, "b@example.com", limit_pusd=10_000, limit_reset="daily")
+    await grant(migrated_engine, a.account_id, 10_000, "grant-a")
+    await grant(migrated_engine, b.account_id, 10_000, "grant-b")
+    for key, ref in ((a, "gen-1"), (a, "gen-2"), (b, "gen-3")):
+        assert (await reserve(migrated_engine, key, ref, 1_000)).reserved
+    requests = [
+        store.CloseRequest("gen-1", "settle", 1_500),  # above the hold: charged in full
+        store.CloseRequest("gen-2", "release"),
+        store.CloseRequest("gen-1", "settle", 7),  # the same ref again: only the first closes it
+        store.CloseRequest("gen-3", "settle", 400),
+        store.CloseRequest("gen-9", "release"),  # never reserved
+    ]
+    async with migrated_engine.begin() as conn:
+        closed = await store.close_many(conn, requests, TODAY)
+    assert [c is not None for c in closed] == [True, True, False, True, False]
+    assert closed[0] is not None and (closed[0].ref, closed[0].amount_pusd, closed[0].key_hash) == (
+        "gen-1",
+        1_000,
+        a.key_hash,
+    )
+    after_a, after_b = await balance(migrated_engine, a.account_id), await balance(migrated_engine, b.account_id)
+    assert (after_a.spent_pusd, after_a.reserved_pusd) == (1_500, 0)
+    assert (after_b.spent_pusd, after_b.reserved_pusd) == (400, 0)
+    async with migrated_engine.connect() as conn:
+        spend_a = await store.read_key_spend(conn, a.key_hash, TODAY)
+        spend_b = await store.read_key_spend(conn, b.key_hash, TODAY)
+        entries = (
+            await conn.execute(select(ledger_entries.c.ref, ledger_entries.c.kind, ledger_entries.c.amount_pusd))
+        ).all()
+    assert (spend_a.reserved_pusd, spend_a.spent_pusd, spend_a.daily_pusd) == (0, 1_500, 1_500)
+    assert (spend_b.reserved_pusd, spend_b.daily_pusd, spend_b.weekly_pusd, spend_b.monthly_pusd) == (0, 400, 400, 400)
+    closing = sorted((ref, kind, amount) for ref, kind, amount in entries if kind not in ("grant", "reserve"))
+    assert closing == [("gen-1", "settle", 1_500), ("gen-2", "release", 1_000), ("gen-3", "settle", 400)]

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from polyroute.billing import ledger_pg
 from polyroute.billing.ledger_types import Balance, ClosedReservation, KeyBudget, KeySpend, ReserveOutcome
 from polyroute.billing.periods import period_starts
 from polyroute.db.tables import UtcDateTime, account_balances, key_spend, ledger_entries, reservations, utc_now
@@ -166,8 +167,22 @@ def reserve_many_sync(conn: Connection, requests: list[ReserveRequest], today: d
     outcomes: list[ReserveOutcome] = []
     held: list[ReserveRequest] = []
     unlimited: defaultdict[tuple[str, int], int] = defaultdict(int)
+    one_statement = conn.dialect.name == "postgresql"  # one round trip per hold (ledger_pg)
     for request in requests:
         key = request.key
+        if one_statement and key.limit_pusd is None:
+            reserved = ledger_pg.reserve_unlimited(
+                conn,
+                ref=request.ref,
+                key_hash=key.key_hash,
+                account_id=key.account_id,
+                amount_pusd=request.amount_pusd,
+                model=request.model,
+                expires_at=request.expires_at,
+                now=now,
+            )
+            outcomes.append(_RESERVED if reserved else _refused(conn, key, today))
+            continue
         params = {"b_account": key.account_id, "b_amount": request.amount_pusd, "b_now": now}
         if conn.execute(_HOLD_ON_ACCOUNT, params).rowcount != 1:
             outcomes.append(_refused(conn, key, today))
@@ -254,6 +269,8 @@ def close_many_sync(conn: Connection, requests: list[CloseRequest], today: date)
     for request in requests:
         if request.kind not in CLOSING_KINDS or (request.kind != "settle" and request.charge_pusd):
             raise ValueError(f"cannot {request.kind} with a charge of {request.charge_pusd}")
+    if conn.dialect.name == "postgresql" and all(r.expired_before is None for r in requests):
+        return _close_many_in_one_statement(conn, requests, today)
     found: dict[str, Any] = {}
     plain = [r.ref for r in requests if r.expired_before is None]
     if plain:
@@ -286,6 +303,27 @@ def close_many_sync(conn: Connection, requests: list[CloseRequest], today: date)
         key_rows = [{"b_key": k, "b_held": h, "b_charge": c, **periods} for k, (h, c) in keys.items()]
         conn.execute(_close_on_key(), key_rows)
         conn.execute(_INSERT_ENTRIES, entries)
+    return results
+
+
+def _close_many_in_one_statement(
+    conn: Connection, requests: list[CloseRequest], today: date
+) -> list[ClosedReservation | None]:
+    """PostgreSQL: the same closes in one round trip (ledger_pg); a ref closed twice in one batch
+    is closed by its first request, with that request's kind and charge."""
+    first: dict[str, CloseRequest] = {}
+    for request in requests:
+        first.setdefault(request.ref, request)
+    closing = [(r.ref, r.kind, r.charge_pusd) for r in first.values()]
+    found = ledger_pg.close_plain(conn, closing, _period_params(today), utc_now())
+    results: list[ClosedReservation | None] = []
+    for request in requests:
+        row = found.pop(request.ref, None)
+        results.append(
+            None
+            if row is None
+            else ClosedReservation(row.ref, row.account_id, row.key_hash, row.amount_pusd, row.model, row.created_at)
+        )
     return results
 
 

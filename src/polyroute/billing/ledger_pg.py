@@ -1,0 +1,140 @@
+"""PostgreSQL's one-round-trip forms of the two hot ledger writes (ADR 0004).
+
+On PostgreSQL every statement is a network round trip. A reserve for a key without a limit took 4
+statements and a settle 4 (plus the record): here each is one statement whose data-modifying CTEs
+do the same writes, with the same conditions, in the same transaction as before:
+
+- reserve: the conditional account hold decides; the key's spend upsert, the reservation row and the
+  `reserve` entry are inserted from its RETURNING, so they exist exactly when the hold was placed.
+- close (settle/release without a lease condition): `DELETE … USING unnest(refs)` decides who closes;
+  the account and key totals (aggregated per account and per key) and the closing entries come from
+  its RETURNING, so a reservation already closed moves no money.
+
+Keys with a limit (the hold may have to be undone when the key refuses) and the sweeper's voids keep
+the statement-by-statement forms in `ledger_store`. Parameters are typed (asyncpg casts them).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Connection, Date, Integer, Text, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from polyroute.db.tables import UtcDateTime
+
+_RESERVE = text(
+    """
+WITH acct AS (
+    UPDATE account_balances
+    SET reserved_pusd = reserved_pusd + :b_amount, updated_at = :b_now
+    WHERE account_id = :b_account AND credits_pusd - spent_pusd - reserved_pusd >= :b_amount
+    RETURNING account_id
+), spend AS (
+    INSERT INTO key_spend (key_hash, account_id, reserved_pusd)
+    SELECT :b_key, account_id, :b_amount FROM acct
+    ON CONFLICT (key_hash) DO UPDATE SET reserved_pusd = key_spend.reserved_pusd + excluded.reserved_pusd
+), hold AS (
+    INSERT INTO reservations (ref, account_id, key_hash, amount_pusd, model, created_at, expires_at)
+    SELECT :b_ref, account_id, :b_key, :b_amount, :b_model, :b_now, :b_expires FROM acct
+), entry AS (
+    INSERT INTO ledger_entries (ref, kind, account_id, key_hash, amount_pusd, note, created_at)
+    SELECT :b_ref, 'reserve', account_id, :b_key, :b_amount, :b_model, :b_now FROM acct
+)
+SELECT count(*) FROM acct
+"""
+).bindparams(
+    bindparam("b_amount", type_=BigInteger()),
+    bindparam("b_account", type_=Integer()),
+    bindparam("b_key", type_=Text()),
+    bindparam("b_ref", type_=Text()),
+    bindparam("b_model", type_=Text()),
+    bindparam("b_now", type_=UtcDateTime()),
+    bindparam("b_expires", type_=UtcDateTime()),
+)
+
+
+def _period(start: str, spent: str, param: str) -> str:
+    return f"{spent} = CASE WHEN k.{start} = :{param} THEN k.{spent} + s.charge ELSE s.charge END, {start} = :{param}"
+
+
+_CLOSE = text(
+    f"""
+WITH req AS (
+    SELECT * FROM unnest(CAST(:b_refs AS TEXT[]), CAST(:b_kinds AS TEXT[]), CAST(:b_charges AS BIGINT[]))
+        AS r(ref, kind, charge)
+), closed AS (
+    DELETE FROM reservations USING req WHERE reservations.ref = req.ref
+    RETURNING reservations.ref, reservations.account_id, reservations.key_hash, reservations.amount_pusd,
+              reservations.model, reservations.created_at, req.kind, req.charge
+), acct AS (
+    UPDATE account_balances a
+    SET reserved_pusd = a.reserved_pusd - s.held, spent_pusd = a.spent_pusd + s.charge, updated_at = :b_now
+    FROM (SELECT account_id, sum(amount_pusd)::bigint AS held, sum(charge)::bigint AS charge
+          FROM closed GROUP BY account_id) s
+    WHERE a.account_id = s.account_id
+), spend AS (
+    UPDATE key_spend k
+    SET reserved_pusd = k.reserved_pusd - s.held, spent_pusd = k.spent_pusd + s.charge,
+        {_period("day_start", "day_spent_pusd", "b_day")},
+        {_period("week_start", "week_spent_pusd", "b_week")},
+        {_period("month_start", "month_spent_pusd", "b_month")}
+    FROM (SELECT key_hash, sum(amount_pusd)::bigint AS held, sum(charge)::bigint AS charge
+          FROM closed GROUP BY key_hash) s
+    WHERE k.key_hash = s.key_hash
+), entry AS (
+    INSERT INTO ledger_entries (ref, kind, account_id, key_hash, amount_pusd, note, created_at)
+    SELECT ref, kind, account_id, key_hash, CASE WHEN kind = 'settle' THEN charge ELSE amount_pusd END, NULL, :b_now
+    FROM closed
+)
+SELECT ref, account_id, key_hash, amount_pusd, model, created_at FROM closed
+"""  # noqa: S608 (the f-string only places fixed column names; every value is a bound parameter)
+).bindparams(
+    bindparam("b_refs", type_=ARRAY(Text())),
+    bindparam("b_kinds", type_=ARRAY(Text())),
+    bindparam("b_charges", type_=ARRAY(BigInteger())),
+    bindparam("b_now", type_=UtcDateTime()),
+    bindparam("b_day", type_=Date()),
+    bindparam("b_week", type_=Date()),
+    bindparam("b_month", type_=Date()),
+)
+_CLOSE_TYPED = _CLOSE.columns(created_at=UtcDateTime())
+
+
+def reserve_unlimited(
+    conn: Connection,
+    *,
+    ref: str,
+    key_hash: str,
+    account_id: int,
+    amount_pusd: int,
+    model: str,
+    expires_at: datetime,
+    now: datetime,
+) -> bool:
+    """Hold `amount_pusd` for a key without a limit, in one statement; False (nothing written) if refused."""
+    params = {
+        "b_amount": amount_pusd,
+        "b_account": account_id,
+        "b_key": key_hash,
+        "b_ref": ref,
+        "b_model": model,
+        "b_now": now,
+        "b_expires": expires_at,
+    }
+    return bool(conn.execute(_RESERVE, params).scalar_one() == 1)
+
+
+def close_plain(
+    conn: Connection, closing: list[tuple[str, str, int]], periods: dict[str, date], now: datetime
+) -> dict[str, Any]:
+    """Close (ref, kind, charge) triples with distinct refs in one statement; the closed rows by ref."""
+    params: dict[str, Any] = {
+        "b_refs": [ref for ref, _, _ in closing],
+        "b_kinds": [kind for _, kind, _ in closing],
+        "b_charges": [charge for _, _, charge in closing],
+        "b_now": now,
+        **periods,
+    }
+    return {row.ref: row for row in conn.execute(_CLOSE_TYPED, params)}
