@@ -17,7 +17,7 @@ import pytest
 import requests
 from tests.e2e.conftest import E2E_TIMEOUTS
 from tests.fakes.otlp_collector import ExportedSpan, FakeOtlpCollector
-from tests.support.gateway import UPSTREAM_KEY_ENV, GatewayProcess, acme_config_toml
+from tests.support.gateway import UPSTREAM_KEY_ENV, GatewayProcess, acme_config_toml, free_port
 
 CLIENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_PARENT_ID = "00f067aa0ba902b7"
@@ -249,3 +249,31 @@ def test_two_workers_export_every_trace_and_flush_at_shutdown(fake_upstream, col
     assert {s.attributes["polyroute.request_id"] for s in servers} == request_ids
     assert len({s.trace_id for s in servers}) == sent
     assert sum(1 for s in spans if s.kind == "CLIENT") == sent
+
+
+def test_an_unreachable_collector_neither_fails_requests_nor_holds_up_shutdown(fake_upstream, tmp_path):
+    env = {
+        UPSTREAM_KEY_ENV: fake_upstream.api_key,
+        **E2E_TIMEOUTS,
+        "POLYROUTE_TRACING": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    process = GatewayProcess(tmp_path / "no-collector", acme_config_toml(fake_upstream.base_url), env).start()
+    try:
+        key = process.create_key(name="tracing")["key"]
+        for stream in (False, True) * 5:
+            body = {"model": "acme/mock-model", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            response = requests.post(
+                f"{process.base_url}/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=5
+            )
+            assert response.status_code == 200
+        time.sleep(0.5)  # the exporter is retrying a batch now
+        started = time.monotonic()
+        process.stop(timeout_s=10)
+        stopped_s = time.monotonic() - started
+    finally:
+        process.kill()
+    # The exporter alone would retry for 10 s; the flush at shutdown gives up after 3.
+    assert stopped_s < 6, (stopped_s, process.log_tail())
+    assert "could not be exported" in process.log_path.read_text()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -58,9 +59,13 @@ def _fail(span: Span, error_type: str) -> None:
     span.set_status(Status(StatusCode.ERROR, error_type))
 
 
+SHUTDOWN_FLUSH_S = 3.0  # well within uvicorn's 10 s graceful shutdown, even with the collector down
+
+
 class OtelTraces:
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, exporter: SpanExporter | None = None) -> None:
         self._provider = provider
+        self._exporter = exporter
         self._tracer: Tracer = provider.get_tracer("polyroute", __version__)
 
     @classmethod
@@ -71,12 +76,21 @@ class OtelTraces:
         if not named:
             attributes["service.name"] = "polyroute"
         provider = TracerProvider(resource=Resource.create(attributes))
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        exporter = OTLPSpanExporter()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
         log.info("tracing on: OTLP/HTTP export")
-        return cls(provider)
+        return cls(provider, exporter)
 
-    def shutdown(self) -> None:
-        self._provider.shutdown()
+    def shutdown(self, timeout_s: float = SHUTDOWN_FLUSH_S) -> None:
+        """Export what is queued, but give up after `timeout_s`: the exporter retries an unreachable
+        collector for its whole timeout (10 s by default), which would outlast a graceful shutdown."""
+        flush = threading.Thread(target=self._provider.shutdown, name="otel-shutdown", daemon=True)
+        flush.start()
+        flush.join(timeout_s)
+        if flush.is_alive():
+            log.warning("tracing: the last spans could not be exported within %.0f s; dropped", timeout_s)
+            if self._exporter is not None:
+                self._exporter.shutdown()  # stops its retries; the daemon thread ends with the process
 
     # --- the request (server span) ----------------------------------------------------------------
     def begin_request(self, scope: Mapping[str, Any], request_id: str) -> RequestTrace:
