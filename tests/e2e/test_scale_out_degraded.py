@@ -23,7 +23,7 @@ import requests
 from sqlalchemy.engine import make_url
 from tests.support.gateway import GatewayProcess, free_port
 from tests.support.redis_server import ThrowawayRedis
-from tests.support.scale_out import account_id_of, chat_body, ledger_audit, postgres_database
+from tests.support.scale_out import account_id_of, burst, chat_body, ledger_audit, postgres_database
 from tests.support.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.postgres
@@ -164,3 +164,33 @@ def test_redis_then_postgres_stopping_during_load(
         served = sum(1 for _, status, _, _, _ in load.replies if status == 200)
         print(f"load run: {len(load.replies)} requests, {served} served, {len(audit['reserves'])} reserved")
         assert served <= len(audit["reserves"])  # nothing served unbilled
+
+
+def test_redis_killed_during_concurrent_bursts_fails_no_request(
+    tmp_path: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    """The first decisions after Redis dies (pooled connections broken mid-script, a burst in flight)
+    fall back to process memory: every request of the burst is answered 200."""
+    with ThrowawayRedis(tmp_path / "redis", free_port()) as redis_server:
+        env = {
+            "POLYROUTE_REDIS_URL": redis_server.url,
+            "POLYROUTE_KEY_RPM": "1000000",
+            "POLYROUTE_KEY_TPM": "100000000",
+        }
+        gateway = gateway_factory(env=env)
+        key = gateway.create_key(name="burst", account="burst@example.com")["key"]
+        for attempt in range(3):
+            if attempt:
+                redis_server.start()
+                time.sleep(1.5)  # the background probe hands decisions back to Redis
+            burst([(gateway.base_url, key)] * 50)  # every pooled Redis connection in use
+            killer = threading.Timer(0.05 + 0.05 * attempt, redis_server.stop)  # during the next burst
+            killer.start()
+            replies, took_s = burst([(gateway.base_url, key)] * 300)
+            killer.join()
+            failed = [(reply.status, reply.body) for reply in replies if reply.status != 200]
+            print(f"Redis killed during a 300-request burst: {300 - len(failed)} answered 200 in {took_s:.2f} s")
+            assert not failed, failed[:5]
+        log = gateway.log_path.read_text()
+        assert log.count("rate-limit store unavailable") == 3  # Redis really died under each burst
+        assert log.count("rate-limit store is back") == 2

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from contextvars import Context
 from typing import Protocol
 
 from polyroute.limits.memory_store import MemoryLimitStore
@@ -66,7 +67,9 @@ class ResilientLimitStore:
         log.warning("rate-limit store unavailable (%s): limiting per process until it returns", exc)
         self._down = True
         if self._probe is None or self._probe.done():
-            self._probe = asyncio.get_running_loop().create_task(self._wait_for_primary(), name="limit-store-probe")
+            # A fresh context: the probe outlives the request that started it (and must not log its id).
+            probe = self._wait_for_primary()
+            self._probe = asyncio.get_running_loop().create_task(probe, name="limit-store-probe", context=Context())
 
     async def _wait_for_primary(self) -> None:
         while True:
