@@ -81,6 +81,22 @@ def _timed_stream(owner: Any, name: str, label: str) -> None:
     setattr(owner, name, wrapper)
 
 
+def _time_finish() -> None:
+    """Ledger.finish, counted once per hold: the relay's second call (a no-op) is left out."""
+    original = Ledger.finish
+
+    async def wrapper(self: Ledger, hold: Any, *args: Any, **kwargs: Any) -> None:
+        if hold.done:
+            return await original(self, hold, *args, **kwargs)
+        started = time.perf_counter_ns()
+        try:
+            return await original(self, hold, *args, **kwargs)
+        finally:
+            TIMES["ledger settle + record (finish)"].append(time.perf_counter_ns() - started)
+
+    Ledger.finish = wrapper  # type: ignore[method-assign]
+
+
 def _time_batches() -> None:
     original = write_batcher.WriteBatcher._transaction
 
@@ -118,7 +134,7 @@ def instrument() -> None:
     _timed_sync(routes_chat, "parse_chat_request", "validate chat request")
     _timed_async(routes_chat, "admit", "admission (rate limits)")
     _timed_async(Ledger, "authorize", "ledger reserve (authorize)")
-    _timed_async(Ledger, "finish", "ledger settle + record (finish)")
+    _time_finish()
     _timed_async(OpenAICompatProvider, "complete", "upstream call (non-stream)")
     _timed_stream(OpenAICompatProvider, "stream", "upstream stream")
     _timed_sync(relay_module, "observe_generation", "metrics + access-log observation")

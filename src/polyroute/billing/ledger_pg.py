@@ -12,6 +12,13 @@ do the same writes, with the same conditions, in the same transaction as before:
 
 Keys with a limit (the hold may have to be undone when the key refuses) and the sweeper's voids keep
 the statement-by-statement forms in `ledger_store`. Parameters are typed (asyncpg casts them).
+
+Lock order. Every ledger write locks the account's balance row before the key's spend row, so two
+transactions never wait on each other in a cycle. PostgreSQL runs the data-modifying CTEs that the
+main query does not read after it, in an unspecified order (in practice the reverse of the listing),
+so the close statement makes the key update wait for the account update explicitly: its
+`(SELECT count(*) FROM acct)` condition runs the account update to completion first. Without it,
+two workers deadlocked every few hundred requests (PostgreSQL's 1 s deadlock timeout, then a retry).
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ WITH req AS (
     FROM (SELECT account_id, sum(amount_pusd)::bigint AS held, sum(charge)::bigint AS charge
           FROM closed GROUP BY account_id) s
     WHERE a.account_id = s.account_id
+    RETURNING a.account_id
 ), spend AS (
     UPDATE key_spend k
     SET reserved_pusd = k.reserved_pusd - s.held, spent_pusd = k.spent_pusd + s.charge,
@@ -82,7 +90,7 @@ WITH req AS (
         {_period("month_start", "month_spent_pusd", "b_month")}
     FROM (SELECT key_hash, sum(amount_pusd)::bigint AS held, sum(charge)::bigint AS charge
           FROM closed GROUP BY key_hash) s
-    WHERE k.key_hash = s.key_hash
+    WHERE k.key_hash = s.key_hash AND (SELECT count(*) FROM acct) >= 0
 ), entry AS (
     INSERT INTO ledger_entries (ref, kind, account_id, key_hash, amount_pusd, note, created_at)
     SELECT ref, kind, account_id, key_hash, CASE WHEN kind = 'settle' THEN charge ELSE amount_pusd END, NULL, :b_now
