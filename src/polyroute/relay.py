@@ -106,6 +106,7 @@ class _AttemptLoop:
         self._round = 0
         self._probes = probes
         self._attempted: set[tuple[str, str]] = set()
+        self._faulted_models: set[str] = set()
 
     def next(self) -> Attempt | None:
         if not self.queue or self._tried >= self._relay.retry_policy.max_attempts:
@@ -116,11 +117,17 @@ class _AttemptLoop:
         return attempt
 
     def failed(self, attempt: Attempt, error: UpstreamError) -> bool:
-        """Record the failure; False when the request itself is at fault (stop: never retried)."""
+        """Record the failure; False when nothing is left to try.
+
+        A fault of the request itself (400, 413, ...) is never retried on another endpoint of the same
+        model, but the next model of the fallback chain is tried, as OpenRouter does: a prompt too long
+        for one model's context may fit the next one's."""
         self.failures.append((attempt, error))
         if is_request_fault(error):
             self._relay.health.release_probe(attempt.key)
-            return False
+            self._faulted_models.add(attempt.model.id)
+            self.queue = [a for a in self.queue if a.model.id != attempt.model.id]
+            return bool(self.queue)
         self._relay.health.record_failure(attempt.key, retry_after_s=error.retry_after_s)
         self._round_failures.append((attempt, error))
         return True
@@ -129,7 +136,11 @@ class _AttemptLoop:
         """When the plan is used up: the wait before a retry round (queued), or None for no retry."""
         if self.queue or self._round >= 1 or self._tried >= self._relay.retry_policy.max_attempts:
             return None
-        retry = [(a, e) for a, e in self._round_failures if _worth_retrying_in_place(e)]
+        retry = [
+            (a, e)
+            for a, e in self._round_failures
+            if _worth_retrying_in_place(e) and a.model.id not in self._faulted_models
+        ]
         if not retry:
             return None
         retry_afters = [e.retry_after_s for _, e in retry if e.retry_after_s is not None]

@@ -41,8 +41,17 @@ def test_upstream_429_passes_retry_after(http):
     assert response.headers["Retry-After"] == "1"
 
 
-def test_upstream_400_is_not_retried_elsewhere(http, fake_upstream):
-    chat(http, {"model": "acme/error-400", "messages": MSG, "models": ["acme/mock-model"]})
+def test_upstream_400_is_not_retried_but_the_next_fallback_model_is_tried(http, fake_upstream):
+    # OpenRouter: "any error can trigger the use of a fallback model, including context length
+    # validation errors". The same model is never asked again (see test_model_fallbacks_config).
+    response = chat(http, {"model": "acme/error-400", "messages": MSG, "models": ["acme/mock-model"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == "acme/mock-model"
+    assert [r.body["model"] for r in fake_upstream.chat_requests()] == ["error-400", "mock-model"]
+
+
+def test_upstream_400_without_a_fallback_model_is_passed_on_once(http, fake_upstream):
+    assert_envelope(chat(http, {"model": "acme/error-400", "messages": MSG}), 400)
     assert [r.body["model"] for r in fake_upstream.chat_requests()] == ["error-400"]
 
 

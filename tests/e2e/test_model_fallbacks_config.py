@@ -1,5 +1,6 @@
 """Operator-configured model fallbacks through the real process: a cycle refuses the start, a configured
-fallback serves when the primary fails (and says so), and a request's own 4xx is never retried."""
+fallback serves when the primary fails (and says so), and a request's own 4xx is never retried on another
+endpoint of the same model but moves on to the fallback model (OpenRouter: context length errors do)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ FALLBACK_MODELS = "".join(
         with_fallbacks("acme/primary", [("acme", "error-500", "0.10", "0.30")], ["acme/secondary"]),
         with_fallbacks("acme/secondary", [("acme", "error-503", "0.10", "0.30")], ["acme/backup"]),
         _model_toml("acme/backup", [("acme", "mock-model", "0.50", "1.50")]),
-        # A request fault on the cheaper endpoint: neither the other endpoint nor the fallback may be called.
+        # A request fault on the cheaper endpoint: the model's other endpoint is not called, the fallback is.
         with_fallbacks(
             "acme/rejects",
             [("acme-bad", "error-400", "0.10", "0.30"), ("acme", "mock-model", "0.50", "1.50")],
@@ -95,12 +96,18 @@ def test_the_requests_own_models_list_replaces_the_configured_chain(http, fake_u
     assert upstream_models(fake_upstream) == ["error-500", "mock-model"]
 
 
-def test_a_request_fault_is_never_retried_on_another_endpoint_or_fallback(http, fake_upstream):
+def test_a_request_fault_skips_the_models_other_endpoints_and_moves_to_the_fallback(http, gateway, fake_upstream):
     body = {"model": "acme/rejects", "messages": MSG, "provider": {"sort": "price"}}
     response = http.post("chat/completions", json=body)
-    assert response.status_code == 400, response.text
-    assert response.json()["error"]["code"] == 400
-    assert upstream_models(fake_upstream) == ["error-400"]
-    streamed = http.post("chat/completions", json={**body, "stream": True})
-    assert streamed.status_code == 400 and streamed.json()["error"]["code"] == 400
-    assert upstream_models(fake_upstream) == ["error-400", "error-400"]
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["model"] == "acme/backup"
+    # acme/rejects' second endpoint (also "mock-model", on provider acme) was never asked.
+    assert upstream_models(fake_upstream) == ["error-400", "mock-model"]
+    record = next(g for g in gateway.generations() if g["id"] == data["id"])
+    assert record["model"] == "acme/backup"
+    streamed = http.post("chat/completions", json={**body, "stream": True}, stream=True)
+    lines = [line[6:] for line in streamed.iter_lines(decode_unicode=True) if line.startswith("data: ")]
+    assert streamed.status_code == 200 and lines[-1] == "[DONE]"
+    assert {json.loads(line)["model"] for line in lines[:-1]} == {"acme/backup"}
+    assert upstream_models(fake_upstream) == ["error-400", "mock-model", "error-400", "mock-model"]
