@@ -22,7 +22,7 @@ from polyroute.http import wire
 from polyroute.http.chat_schema import parse_chat_request
 from polyroute.http.responses import json_response
 from polyroute.http.services import Services
-from polyroute.http.sse import DONE, KEEPALIVE_COMMENT, SSEResponse
+from polyroute.http.sse import DONE, FLUSH, KEEPALIVE_COMMENT, SSEResponse
 from polyroute.limits.concurrency import ConcurrencyGate, Overloaded
 from polyroute.limits.limiter import Subject
 from polyroute.observability.tracing import span
@@ -196,6 +196,7 @@ async def _sse_bytes(
     """The SSE body; a stream that ends without its StreamEnd (client gone) keeps the tpm estimate."""
     event: StreamEvent | None = first
     model_id, provider_name = requested_model, ""
+    first_token_sent = False
     try:
         while event is not None:
             if isinstance(event, Keepalive):
@@ -211,6 +212,9 @@ async def _sse_bytes(
                     system_fingerprint=event.chunk.system_fingerprint,
                 )
                 yield b"data: " + _encode(body) + b"\n\n"
+                if not first_token_sent and event.chunk.has_content:
+                    first_token_sent = True
+                    yield FLUSH  # the first token goes out now, not with the chunks ready after it
             elif isinstance(event, StreamEnd):
                 model_id, provider_name = event.attempt.model.id, event.attempt.provider.display_name
                 final = wire.chunk_body(

@@ -2,17 +2,25 @@
 
 Starlette's StreamingResponse would leave an abandoned async generator to the garbage
 collector; here the source is closed explicitly so the upstream connection drops at once.
+
+Pieces the source has ready at the same moment (say, the events of one upstream network read)
+go out in one write: each write is a system call and, on the wire, a packet. A piece is never
+held back waiting for a later one: as soon as the source would have to wait, what is pending is
+sent. The source yields `FLUSH` to send at once what it has yielded so far (the first token).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Generator
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
 KEEPALIVE_COMMENT = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"
+FLUSH = b""  # yielded by a source: send what is pending now
+MAX_PENDING_BYTES = 64 * 1024
 
 
 class SSEResponse:
@@ -33,9 +41,7 @@ class SSEResponse:
         watcher = asyncio.create_task(self._watch_disconnect(receive, sender))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
-            async for piece in self._source:
-                await send({"type": "http.response.body", "body": piece, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await self._relay(send)
         except asyncio.CancelledError:
             # Cancelled by our watcher because the client left: stop quietly; anything else
             # (server shutdown) propagates. Either way the finally below closes the upstream.
@@ -48,6 +54,36 @@ class SSEResponse:
             watcher.cancel()
             await self._source.aclose()
 
+    async def _relay(self, send: Send) -> None:
+        pending: list[bytes] = []
+        pending_bytes = 0
+        source = self._source
+        while True:
+            step = source.asend(None)
+            try:
+                waits_on = step.send(None)  # the piece, if the source has it ready without waiting
+            except StopIteration as ready:
+                piece = ready.value
+            except StopAsyncIteration:
+                break
+            else:
+                if pending:  # the source must wait: what it gave so far goes out now
+                    await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
+                    pending, pending_bytes = [], 0
+                try:
+                    piece = await _Resume(step, waits_on)
+                except StopAsyncIteration:
+                    break
+            if piece:
+                pending.append(piece)
+                pending_bytes += len(piece)
+                if pending_bytes < MAX_PENDING_BYTES:
+                    continue
+            if pending:
+                await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
+                pending, pending_bytes = [], 0
+        await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
+
     @staticmethod
     async def _watch_disconnect(receive: Receive, sender: asyncio.Task[object]) -> bool:
         while True:
@@ -55,6 +91,40 @@ class SSEResponse:
             if message["type"] == "http.disconnect":
                 sender.cancel()
                 return True
+
+
+class _Resume:
+    """Awaits the rest of a coroutine step that was started by hand and stopped on `waits_on`.
+
+    The event loop's task sees exactly what it would have seen had the step been awaited from the
+    start: the same future to wait on, then its result or exception (cancellation included) sent
+    back into the step.
+    """
+
+    __slots__ = ("_step", "_waits_on")
+
+    def __init__(self, step: Any, waits_on: Any) -> None:
+        self._step = step
+        self._waits_on = waits_on
+
+    def __await__(self) -> Generator[Any, Any, bytes]:
+        step, waits_on = self._step, self._waits_on
+        while True:
+            try:
+                sent = yield waits_on
+            except GeneratorExit:
+                step.close()
+                raise
+            except BaseException as exc:
+                try:
+                    waits_on = step.throw(exc)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                continue
+            try:
+                waits_on = step.send(sent)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
 
 def _disconnected(watcher: asyncio.Task[bool]) -> bool:
