@@ -6,6 +6,13 @@ the OpenTelemetry spans it exported (tracing is on, to a fake OTLP collector).
 The mix: web sign-up and sign-in (canary password), good / unknown / revoked keys, the management
 API, chat JSON and SSE with a canary prompt, upstream failures (400 echoing the request, 401, 429,
 500, garbage, cut streams), bad JSON, unknown routes and models, /metrics with right and wrong tokens.
+
+The whole suite's traffic is checked too, at the end of every pytest run (tests/support/leak_scan.py,
+hooks in tests/conftest.py): every `GatewayProcess` logs at DEBUG and registers its log and its CLI's
+stderr; the secrets the suite used register themselves (secret-named environment values and test-module
+constants, keys from `create_key`, the provider keys and prompts the fake upstreams received, and what a
+test adds, like this one's session cookies); then each log is searched for each secret and for anything
+shaped like an API key or a session cookie, and a find fails the run (file, kind, a 6-character prefix).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import requests
 from tests.e2e.conftest import E2E_TIMEOUTS
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 from tests.fakes.otlp_collector import FakeOtlpCollector
+from tests.support import leak_scan
 from tests.support.gateway import UPSTREAM_KEY_ENV, GatewayProcess, acme_config_toml
 
 RUN = secrets.token_hex(6)
@@ -163,6 +171,8 @@ def test_debug_logs_cli_output_and_spans_carry_no_secret_and_no_prompt(debug_gat
         for place, text in places.items()
         if secret in text or (len(secret) > 24 and secret[-20:] in text)
     ]
+    for name, secret in canaries.items():  # and the whole suite's logs too, at the end of the run
+        leak_scan.register_secret(name, secret)
     assert not leaks, leaks
     assert "$argon2" not in log, "a password hash reached the log"
     assert any(PROMPT in str(request.body) for request in leak_upstream.chat_requests()), "the canary prompt was sent"

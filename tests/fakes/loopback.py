@@ -17,6 +17,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.support import leak_scan
+
 Frame = tuple[bytes, bool]  # (bytes on the wire, carries content)
 
 
@@ -27,6 +29,9 @@ class RecordedRequest:
     headers: dict[str, str]  # names lower-cased
     body: Any  # parsed JSON, or None when the body was empty or not JSON
     raw: bytes
+
+    def __post_init__(self) -> None:
+        leak_scan.register_request(self.body, self.headers, self.path)  # its key and prompts: none may be logged
 
 
 class LoopbackUpstream:

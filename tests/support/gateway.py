@@ -3,6 +3,10 @@
 `GatewayProcess` owns one `python -m polyroute serve` process with a clean environment, a log file,
 and its CLI (`keys create`, ...) pointed at the same database. `acme_config_toml` writes an operator
 config whose models are backed by the fake OpenAI upstream (tests/fakes/openai_upstream.py).
+
+Under pytest (tests/support/leak_scan.py) every gateway logs at DEBUG unless its `env` sets
+`POLYROUTE_LOG_LEVEL` ($POLYROUTE_TEST_GATEWAY_LOG_LEVEL changes the default), and its log, its CLI's
+stderr, its secret-named environment values and the keys `create_key` made join the session's leak scan.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
+from tests.support import leak_scan
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Parent variables the child may inherit; anything else (provider keys, POLYROUTE_*, proxies) is dropped.
 _INHERITED = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP"}
 _INHERITED |= {"SYSTEMROOT", "VIRTUAL_ENV"}
 _INHERITED_PREFIXES = ("LC_", "COVERAGE_", "SSL_CERT_")
 _HEALTH_PATHS = ("/healthz", "/api/v1/healthz")
+DEFAULT_LOG_LEVEL_ENV = "POLYROUTE_TEST_GATEWAY_LOG_LEVEL"  # the gateways' level during a leak-scanned run
 
 
 class GatewayStartError(RuntimeError):
@@ -46,6 +53,38 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.update(PYTHONPATH=os.pathsep.join(paths), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     env.update(extra or {})
     return env
+
+
+def run_cli(
+    args: Iterable[str],
+    env: Mapping[str, str],
+    cwd: Path | str,
+    *,
+    timeout_s: float = 60.0,
+    input: str | None = None,
+    stderr_log: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m polyroute <args>`. During a leak-scanned run its stderr is also appended to
+    `stderr_log` (by default a file in the scan's session directory), which joins the scan."""
+    argv = list(args)
+    result = subprocess.run(
+        [sys.executable, "-m", "polyroute", *argv],
+        env=env,
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    scan_dir = leak_scan.session_dir()
+    if scan_dir is not None:
+        log = stderr_log or scan_dir / f"cli-stderr-{os.getpid()}.log"
+        leak_scan.register_log(log, "cli stderr")
+        with log.open("a", encoding="utf-8") as file:  # the subcommand only: an argument may be a secret
+            file.write(f"=== {time.strftime('%H:%M:%S')} polyroute {' '.join(argv[:2])} (exit {result.returncode})\n")
+            file.write(result.stderr)
+    return result
 
 
 class GatewayProcess:
@@ -68,13 +107,17 @@ class GatewayProcess:
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(exist_ok=True)
         self.log_path = self.workdir / "gateway.log"
+        self.cli_log_path = self.workdir / "cli-stderr.log"  # every `cli(...)` run's stderr, for the leak scan
         self.startup_timeout_s = startup_timeout_s
         self.port = port or 0
         self._fixed_port = port is not None
         settings = {"POLYROUTE_DATA_DIR": str(self.data_dir), "POLYROUTE_CONFIG": str(self.config_path)}
         if database_url:
             settings["POLYROUTE_DATABASE_URL"] = database_url
+        if leak_scan.active():  # the whole suite's traffic at DEBUG, scanned for secrets at the end
+            settings["POLYROUTE_LOG_LEVEL"] = os.environ.get(DEFAULT_LOG_LEVEL_ENV, "DEBUG")
         self.env = clean_env({**settings, **(env or {})})
+        leak_scan.register_env(self.env)
         self.process: subprocess.Popen[bytes] | None = None
         self.extra_args: list[str] = []  # more `serve` flags, e.g. ["--workers", "2"]
 
@@ -107,6 +150,7 @@ class GatewayProcess:
     def _launch(self) -> None:
         command = [sys.executable, "-m", "polyroute", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--config", str(self.config_path), *self.extra_args]
+        leak_scan.register_log(self.log_path)
         with self.log_path.open("ab") as log:
             log.write(f"\n=== {time.strftime('%H:%M:%S')} starting: {' '.join(command)}\n".encode())
             log.flush()
@@ -171,17 +215,9 @@ class GatewayProcess:
         self.stop()
 
     # --- CLI and diagnostics ---------------------------------------------------------------------
-    def cli(self, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """Run `python -m polyroute <args>` against the same database and config."""
-        return subprocess.run(
-            [sys.executable, "-m", "polyroute", *args],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+    def cli(self, *args: str, timeout_s: float = 60.0, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `python -m polyroute <args>` against the same database and config (`input` on its stdin)."""
+        return run_cli(args, self.env, self.workdir, timeout_s=timeout_s, input=input, stderr_log=self.cli_log_path)
 
     def create_key(
         self,
@@ -203,9 +239,10 @@ class GatewayProcess:
         start = result.stdout.find("{")  # tolerate a log line before the JSON object
         try:
             document, _end = json.JSONDecoder().raw_decode(result.stdout[start:])
-            return dict(document)
         except ValueError:
             raise RuntimeError(f"keys create printed no JSON:\n{result.stdout}") from None
+        leak_scan.register_secret("API key (create_key)", document.get("key"))
+        return dict(document)
 
     def child_pids(self) -> list[int]:
         """Processes whose parent is the server process (uvicorn's workers with `--workers N`)."""

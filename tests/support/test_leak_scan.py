@@ -1,0 +1,149 @@
+"""The session-wide leak scan (tests/support/leak_scan.py) finds what it is meant to find: a registered
+secret, a key- or cookie-shaped value, a prompt, in any registered log, and fails a pytest run over it.
+
+Each test registers into its own session directory, never the running session's (a planted secret
+there would fail this very run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from polyroute.accounts.keys import generate_key, mask_key
+from tests.support import leak_scan
+from tests.support.gateway import REPO_ROOT, clean_env
+
+SECRET = "canary-password-0123456789-abcdef"
+
+
+@pytest.fixture
+def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "registry"
+    directory.mkdir()
+    monkeypatch.setenv(leak_scan.SESSION_DIR_ENV, str(directory))
+    return directory
+
+
+def _log(tmp_path: Path, text: str, name: str = "gateway.log") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    leak_scan.register_log(path)
+    return path
+
+
+def test_a_registered_secret_in_a_log_is_reported_by_file_kind_and_prefix_only(registry: Path, tmp_path: Path):
+    leak_scan.register_secret("password", SECRET)
+    clean = _log(tmp_path, '{"level": "DEBUG", "message": "sign-in failed"}\n', "clean.log")
+    leaky = _log(tmp_path, f'{{"level": "DEBUG", "message": "form {SECRET} {SECRET}"}}\n', "leaky.log")
+
+    report = leak_scan.scan(registry)
+
+    assert [(f.path, f.kind, f.count) for f in report.findings] == [(f"{leaky} (gateway log)", "password", 2)]
+    assert report.findings[0].shown == SECRET[: leak_scan.SHOWN_CHARS] + "..."
+    assert SECRET not in str(report.findings[0]) + report.summary()
+    assert (report.logs, report.secrets, report.bytes_scanned) == (2, 1, clean.stat().st_size + leaky.stat().st_size)
+    assert "1 LEAK(S)" in report.summary()
+
+
+def test_any_full_api_key_is_a_leak_even_unregistered_but_a_masked_one_is_not(registry: Path, tmp_path: Path):
+    key, other = generate_key(), generate_key()
+    _log(tmp_path, f"auth ok for {mask_key(other)}\nAuthorization: Bearer [REDACTED]\nbad key {key}\n")
+
+    findings = leak_scan.scan(registry).findings
+
+    assert [(f.kind, f.shown) for f in findings] == [("API key (pattern)", key[:6] + "...")]
+
+
+def test_a_named_session_cookie_value_is_a_leak_but_a_redacted_one_is_not(registry: Path, tmp_path: Path):
+    token = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"  # token_urlsafe(32)-shaped, 44 characters
+    _log(tmp_path, f'cookie: polyroute_session=[REDACTED]\n{{"cookies": {{"polyroute_session": "{token}"}}}}\n')
+
+    findings = leak_scan.scan(registry).findings
+
+    assert [(f.kind, f.shown, f.count) for f in findings] == [("session cookie (pattern)", token[:6] + "...", 1)]
+
+
+def test_a_prompt_is_found_json_escaped_and_by_its_tail(registry: Path, tmp_path: Path):
+    prompt = 'Say "bonjour"\nthen tell me where the treasure is buried, in detail'
+    leak_scan.register_request({"messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]}, {})
+    escaped = _log(tmp_path, json.dumps({"message": f"upstream said: {prompt}"}), "escaped.log")
+    tail = _log(tmp_path, f"truncated: ...{prompt[-25:]}", "tail.log")
+
+    findings = leak_scan.scan(registry).findings
+
+    assert sorted((f.path, f.kind) for f in findings) == [
+        (f"{escaped} (gateway log)", "prompt"),
+        (f"{tail} (gateway log)", "prompt"),
+    ]
+
+
+def test_what_the_suite_used_is_registered_without_listing_it(registry: Path):
+    leak_scan.register_env(
+        {
+            "ACME_API_KEY": "sk-provider-key-from-env-0001",
+            "POLYROUTE_METRICS_TOKEN": "metrics-token-0002",
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-key=otlp-header-value-0003,x-b=short",
+            "POLYROUTE_REDIS_URL": "redis://user:redis-password-0004@127.0.0.1:6379/0",
+            "POLYROUTE_DATA_DIR": "/tmp/some/data/dir",
+            "POLYROUTE_KEY_CACHE_PATH": "/tmp/not/a/secret",
+        }
+    )
+    headers = {"Authorization": "Bearer sk-upstream-bearer-0005", "x-goog-api-key": "AIza-goog-0006"}
+    leak_scan.register_request({"system": "You are terse 0007", "messages": [{"content": "hi"}]}, headers)
+    leak_scan.register_request(None, {}, "/v1beta/models/x:generateContent?key=gemini-query-key-0008&alt=sse")
+    module = types.ModuleType("tests.fake_module")
+    module.PASSWORD, module.UPSTREAM_KEY_ENV, module.MAX_TOKENS = "a long enough password", "ACME_API_KEY", 100
+    leak_scan.register_module_constants([module])
+
+    _logs, secrets = leak_scan.read_registry(registry)
+    values = sorted(value for _kind, value in secrets)
+
+    assert values == sorted(
+        [
+            "sk-provider-key-from-env-0001",
+            "metrics-token-0002",
+            "otlp-header-value-0003",
+            "redis-password-0004",
+            "sk-upstream-bearer-0005",
+            "AIza-goog-0006",
+            "You are terse 0007",
+            "gemini-query-key-0008",
+            "a long enough password",
+        ]
+    )
+
+
+def test_a_leak_fails_the_pytest_run_and_the_report_never_shows_the_secret(tmp_path: Path):
+    """A real pytest session with the suite's hooks: a gateway log (registered as GatewayProcess does)
+    carrying a secret the test registered makes the run fail although every test passed."""
+    planted = tmp_path / "test_planted.py"
+    planted.write_text(
+        "from tests.support import leak_scan\n\n"
+        "def test_passes_but_logs_a_secret(tmp_path):\n"
+        f"    leak_scan.register_secret('password', {SECRET!r})\n"
+        "    log = tmp_path / 'gateway.log'\n"
+        f"    log.write_text('DEBUG form field {SECRET}\\n')\n"
+        "    leak_scan.register_log(log)\n\n"
+        "def test_clean(tmp_path):\n"
+        "    leak_scan.register_log(tmp_path / 'gone.log')\n"
+    )
+    env = clean_env({"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src")])})
+    env.pop(leak_scan.SESSION_DIR_ENV, None)  # its own session, not this one
+    command = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-q", "-p", "no:cacheprovider"]
+    command += ["-o", "asyncio_default_fixture_loop_scope=function", "--rootdir", str(tmp_path), "-c", os.devnull]
+    command.append(str(planted))
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, output
+    assert "2 passed" in output, output
+    assert f"secret0/gateway.log (gateway log): password '{SECRET[:6]}...' x1" in output, output
+    assert "1 log files (1 gone)" in output and "1 LEAK(S)" in output, output
+    assert SECRET not in output.replace(f"{SECRET!r}", ""), "the report printed the secret"
