@@ -1,13 +1,15 @@
 """Bearer-key authentication with a short-lived in-process cache.
 
-The cache answers repeat requests without a database round trip; its TTL bounds how long a
-revoked or disabled key keeps working in this process (default 1 s). With several processes,
-`forget` also calls `on_forget` (the cache bus), so the others drop the key at once via `forget_local`.
+The cache answers repeat requests without a database round trip, and reads each key once per
+expiry however many requests arrive (`ReadThroughCache`). Without the cache bus a revoked or
+disabled key keeps working in this process for at most about two TTLs (default 1 s): one of
+freshness, and the copy that requests arriving during the refresh read still use. With several
+processes, `forget` also calls `on_forget` (the cache bus), so the others drop the key at once via
+`forget_local`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -15,6 +17,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from polyroute.accounts.keys import KEY_PREFIX, hash_key, keys_match
+from polyroute.accounts.read_cache import ReadThroughCache
 from polyroute.accounts.types import ApiKey
 from polyroute.domain.errors import GatewayError, Unauthorized
 
@@ -38,9 +41,10 @@ class KeyLookup(Protocol):
 class KeyAuthenticator:
     def __init__(self, store: KeyLookup, ttl_s: float, on_forget: Callable[[str], None] | None = None) -> None:
         self._store = store
-        self._ttl_s = ttl_s
         self.on_forget = on_forget
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._cache: ReadThroughCache[str, ApiKey | None] = ReadThroughCache(
+            self._find, ttl_s, max_entries=_MAX_CACHED_KEYS
+        )
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
         """Resolve an `Authorization: Bearer <key>` header to a usable key, or raise 401."""
@@ -65,24 +69,19 @@ class KeyAuthenticator:
         return key
 
     async def _lookup(self, key_hash: str) -> ApiKey | None:
-        now = time.monotonic()
-        cached = self._cache.get(key_hash)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        return await self._cache.get(key_hash)
+
+    async def _find(self, key_hash: str) -> ApiKey | None:
         try:
-            key = await self._store.find_key(key_hash)
+            return await self._store.find_key(key_hash)
         except (SQLAlchemyError, OSError):
             raise KeyStoreUnavailable() from None
-        if len(self._cache) >= _MAX_CACHED_KEYS:
-            self._cache.clear()  # crude but bounded: a flood of random keys cannot grow memory
-        self._cache[key_hash] = (now + self._ttl_s, key)
-        return key
 
     def forget(self, key_hash: str) -> None:
         """Drop the key here now and, through `on_forget`, in every other process."""
-        self._cache.pop(key_hash, None)
+        self._cache.forget(key_hash)
         if self.on_forget is not None:
             self.on_forget(key_hash)
 
     def forget_local(self, key_hash: str) -> None:
-        self._cache.pop(key_hash, None)
+        self._cache.forget(key_hash)

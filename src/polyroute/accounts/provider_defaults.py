@@ -2,14 +2,14 @@
 
 The account's object (set on the web app's Settings page, `accounts.provider_preferences`) is the
 base; the request's own `provider` field wins field by field (`max_price` merges per price). Reads
-are cached per account for the key cache's TTL, and `forget` drops an account here at once and,
-through `on_forget` (the cache bus), in every other process.
+are cached per account for the key cache's TTL (one read per account per expiry, `ReadThroughCache`),
+and `forget` drops an account here at once and, through `on_forget` (the cache bus), in every other
+process.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute.accounts.authenticator import KeyStoreUnavailable
+from polyroute.accounts.read_cache import ReadThroughCache
 from polyroute.db.tables import accounts
 
 _MAX_CACHED_ACCOUNTS = 10_000
@@ -52,29 +53,23 @@ def decode(text: str | None) -> dict[str, Any]:
 class AccountProviderDefaults:
     def __init__(self, engine: AsyncEngine, ttl_s: float, on_forget: Callable[[int], None] | None = None) -> None:
         self._engine = engine
-        self._ttl_s = ttl_s
         self.on_forget = on_forget
-        self._cache: dict[int, tuple[float, dict[str, Any]]] = {}
+        # Never route against the account's policy (say, data collection denied): when the database
+        # fails, a stale copy is still the account's own choice; with none, refuse like authentication (503).
+        self._cache: ReadThroughCache[int, dict[str, Any]] = ReadThroughCache(
+            self._read, ttl_s, max_entries=_MAX_CACHED_ACCOUNTS, stale_on_error=True
+        )
 
     async def get(self, account_id: int) -> dict[str, Any]:
-        now = time.monotonic()
-        cached = self._cache.get(account_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        return await self._cache.get(account_id)
+
+    async def _read(self, account_id: int) -> dict[str, Any]:
         query = select(accounts.c.provider_preferences).where(accounts.c.id == account_id)
         try:
             async with self._engine.connect() as conn:
-                found = decode((await conn.execute(query)).scalar_one_or_none())
+                return decode((await conn.execute(query)).scalar_one_or_none())
         except (SQLAlchemyError, OSError):
-            # Never route against the account's policy (say, data collection denied): a stale copy is
-            # still the account's own choice; with none, refuse like authentication does (503).
-            if cached is not None:
-                return cached[1]
             raise KeyStoreUnavailable() from None
-        if len(self._cache) >= _MAX_CACHED_ACCOUNTS:
-            self._cache.clear()
-        self._cache[account_id] = (now + self._ttl_s, found)
-        return found
 
     async def apply(self, account_id: int, request: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """The `provider` object to route this request by."""
@@ -88,11 +83,11 @@ class AccountProviderDefaults:
         self.forget(account_id)
 
     def forget(self, account_id: int) -> None:
-        self._cache.pop(account_id, None)
+        self._cache.forget(account_id)
         if self.on_forget is not None:
             self.on_forget(account_id)
 
     def forget_local(self, ident: str) -> None:
         """The cache bus handler: `ident` is the account id as text."""
         if ident.isdigit():
-            self._cache.pop(int(ident), None)
+            self._cache.forget(int(ident))
