@@ -9,6 +9,12 @@ and in the database (only the first closing statement finds the reservation). A 
 stops waiting for (client gone, shutdown) still runs to the end; `aclose` waits for those.
 Reservations of a process that died are voided by the sweeper once their lease lapses
 (`billing/leases.py`).
+
+A write whose COMMIT outcome is lost (the connection died or timed out during it) may have landed.
+Reserve and close are idempotent per reference (`ledger_store`), so running one again is safe: the
+writer re-runs a failed batch unit by unit, and a finish retries until the database answers. A
+reserve that fails is refused with 503 (Retry-After) and, if it landed, released in the background
+(`billing/unsure_reserves.py`) rather than left open until its lease lapses.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from polyroute.billing.reservation import (
     refusal_message,
     worst_case,
 )
+from polyroute.billing.unsure_reserves import UnsureReserves
 from polyroute.db.tables import utc_now
 from polyroute.db.write_batcher import SyncWork, WriteBatcher
 from polyroute.domain.errors import GatewayError, PaymentRequired
@@ -90,6 +97,12 @@ class Ledger:
         self._finish_wait_s = finish_wait_s
         self.open_holds: dict[str, Hold] = {}  # reserved and not yet closed, by ref (leases renew these)
         self._finishing: set[asyncio.Task[None]] = set()
+        self.unsure = UnsureReserves(batcher)  # failed reserves that may have landed: released soon
+
+    @property
+    def pending(self) -> int:
+        """Closes still running in the background (finishes, and releases of unsure reserves)."""
+        return len(self._finishing) + len(self.unsure.pending)
 
     # --- authorize --------------------------------------------------------------------------------
     async def authorize(
@@ -130,6 +143,7 @@ class Ledger:
             raise
         except (SQLAlchemyError, OSError) as error:  # asyncpg's connect errors arrive unwrapped
             log.error("reserving %s failed: %s", hold.ref, type(error).__name__)
+            self.unsure.add(hold.ref, hold.key.account_id)  # it may have landed all the same
             raise BillingUnavailable() from None
         if outcome.reserved:
             self.open_holds[hold.ref] = hold
@@ -142,7 +156,12 @@ class Ledger:
             raise BillingUnavailable() from None
 
     def _release_orphan(self, hold: Hold, done: asyncio.Future[ReserveOutcome]) -> None:
-        if done.cancelled() or done.exception() is not None or not done.result().reserved:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            self.unsure.add(hold.ref, hold.key.account_id)  # it may have landed all the same
+            return
+        if not done.result().reserved:
             return
         self.open_holds[hold.ref] = hold
         task = asyncio.ensure_future(self._close(hold, 0, None))
@@ -204,22 +223,32 @@ class Ledger:
         return CloseUnit(request, self._write_records, record)
 
     async def _run_retrying(self, work: CloseUnit, ref: str) -> None:
-        """Run `work`, retrying while the database is unreachable (up to about 40 s)."""
-        for delay_s in _FINISH_RETRY_S:
+        """Run `work`, retrying while the database is unreachable (up to about 40 s). A retry is safe
+        even when the failed attempt's COMMIT landed unseen: the close then finds nothing to close."""
+        failed = False
+        for delay_s in (*_FINISH_RETRY_S, None):
             try:
                 closed = await self._batcher.run(work)
-                if closed is None and work.request is not None:
-                    log.warning("reservation %s was already closed (voided?): not charged again", ref)
-                return
             except (OperationalError, InterfaceError, OSError) as error:
+                if delay_s is None:
+                    raise
                 log.warning("settling %s failed (%s); retrying in %.1f s", ref, type(error).__name__, delay_s)
+                failed = True
                 await asyncio.sleep(delay_s)
-        await self._batcher.run(work)
+                continue
+            if closed is None and work.request is not None:
+                if failed:
+                    log.info("reservation %s was closed by a failed attempt that landed (or voided): not again", ref)
+                else:
+                    log.warning("reservation %s was already closed (voided?): not charged again", ref)
+            return
 
     async def wait_finishing(self) -> None:
-        """Wait for every finish still running (called at shutdown, before the writer closes)."""
+        """Wait for every finish still running, then release unsure reserves (one last attempt);
+        called at shutdown, before the writer closes."""
         while self._finishing:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
+        await self.unsure.drain()
 
     async def credits_bought_pusd(self, account_id: int) -> int:
         """Every credit ever granted to the account (the free tier's "credits purchased")."""

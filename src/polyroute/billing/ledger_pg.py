@@ -6,6 +6,9 @@ do the same writes, with the same conditions, in the same transaction as before:
 
 - reserve: the conditional account hold decides; the key's spend upsert, the reservation row and the
   `reserve` entry are inserted from its RETURNING, so they exist exactly when the hold was placed.
+  The hold also requires that no reservation `ref` is open yet, and the statement counts an open one
+  (read in the statement's snapshot, before its own insert) as held: a reserve re-run after a COMMIT
+  whose outcome was lost finds its hold and holds nothing more (one primary-key probe, same round trip).
 - close (settle/release without a lease condition): `DELETE … USING unnest(refs)` decides who closes;
   the account and key totals (aggregated per account and per key) and the closing entries come from
   its RETURNING, so a reservation already closed moves no money.
@@ -37,6 +40,7 @@ WITH acct AS (
     UPDATE account_balances
     SET reserved_pusd = reserved_pusd + :b_amount, updated_at = :b_now
     WHERE account_id = :b_account AND credits_pusd - spent_pusd - reserved_pusd >= :b_amount
+      AND NOT EXISTS (SELECT 1 FROM reservations WHERE ref = :b_ref)
     RETURNING account_id
 ), spend AS (
     INSERT INTO key_spend (key_hash, account_id, reserved_pusd)
@@ -49,7 +53,7 @@ WITH acct AS (
     INSERT INTO ledger_entries (ref, kind, account_id, key_hash, amount_pusd, note, created_at)
     SELECT :b_ref, 'reserve', account_id, :b_key, :b_amount, :b_model, :b_now FROM acct
 )
-SELECT count(*) FROM acct
+SELECT (SELECT count(*) FROM acct) + (SELECT count(*) FROM reservations WHERE ref = :b_ref)
 """
 ).bindparams(
     bindparam("b_amount", type_=BigInteger()),
@@ -121,7 +125,9 @@ def reserve_unlimited(
     expires_at: datetime,
     now: datetime,
 ) -> bool:
-    """Hold `amount_pusd` for a key without a limit, in one statement; False (nothing written) if refused."""
+    """Hold `amount_pusd` for a key without a limit, in one statement; False (nothing written) if refused.
+
+    True also when reservation `ref` is already open (this reserve is a re-run of one that landed)."""
     params = {
         "b_amount": amount_pusd,
         "b_account": account_id,
@@ -131,7 +137,7 @@ def reserve_unlimited(
         "b_now": now,
         "b_expires": expires_at,
     }
-    return bool(conn.execute(_RESERVE, params).scalar_one() == 1)
+    return bool(conn.execute(_RESERVE, params).scalar_one() >= 1)
 
 
 def close_plain(

@@ -10,6 +10,12 @@ never read-then-write, so concurrent workers and hosts cannot overspend on SQLit
 - settle / release / void: `DELETE FROM reservations WHERE ref IN (...) RETURNING ...` decides who
   closes a reservation, so each one is closed exactly once whoever races (request, sweeper, retry).
 
+Both are idempotent per reference (the generation id), so a write whose COMMIT outcome was lost (the
+connection died or timed out during it) can simply be run again: the account hold also requires that
+no reservation `ref` is open, and a re-run that finds it open reports it held and writes nothing; a
+close re-run finds no reservation and moves no money. A reserve re-run after its reservation was
+closed fails on the unique `(ref, 'reserve')` entry: nothing is held twice (see docs/billing.md).
+
 The `*_many` forms take a whole group-commit batch (db/write_batcher.py): the conditional holds run
 one statement per request, everything else (inserts, total updates aggregated per account and key)
 one statement per batch. Statements are built once and reused with bound parameters.
@@ -26,7 +32,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Date, Update, bindparam, case, delete, insert, select, update
+from sqlalchemy import Connection, Date, Update, bindparam, case, delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -66,9 +72,14 @@ class CloseRequest:
 
 # --- statements (built once) ----------------------------------------------------------------------
 _available = account_balances.c.credits_pusd - account_balances.c.spent_pusd - account_balances.c.reserved_pusd
+_IS_OPEN = exists().where(reservations.c.ref == bindparam("b_ref"))
 _HOLD_ON_ACCOUNT = (
     update(account_balances)
-    .where(account_balances.c.account_id == bindparam("b_account"), _available >= bindparam("b_amount"))
+    .where(
+        account_balances.c.account_id == bindparam("b_account"),
+        _available >= bindparam("b_amount"),
+        ~_IS_OPEN,  # a re-run of a reserve that landed holds nothing more (reserve_many_sync)
+    )
     .values(
         reserved_pusd=account_balances.c.reserved_pusd + bindparam("b_amount"),
         updated_at=bindparam("b_now", type_=UtcDateTime()),
@@ -183,9 +194,9 @@ def reserve_many_sync(conn: Connection, requests: list[ReserveRequest], today: d
             )
             outcomes.append(_RESERVED if reserved else _refused(conn, key, today))
             continue
-        params = {"b_account": key.account_id, "b_amount": request.amount_pusd, "b_now": now}
+        params = {"b_account": key.account_id, "b_amount": request.amount_pusd, "b_now": now, "b_ref": request.ref}
         if conn.execute(_HOLD_ON_ACCOUNT, params).rowcount != 1:
-            outcomes.append(_refused(conn, key, today))
+            outcomes.append(_RESERVED if _is_open(conn, request.ref) else _refused(conn, key, today))
             continue
         if key.limit_pusd is None:
             unlimited[(key.key_hash, key.account_id)] += request.amount_pusd  # one upsert per key, below
@@ -235,6 +246,11 @@ def _hold_on_limited_key(conn: Connection, request: ReserveRequest, today: date)
     }
     statement = _key_hold(conn.dialect.name, True, key.limit_reset)
     return bool(conn.execute(statement, params).rowcount == 1)
+
+
+def _is_open(conn: Connection, ref: str) -> bool:
+    """Whether reservation `ref` is open: its reserve is being re-run after a COMMIT whose outcome was lost."""
+    return bool(conn.execute(select(_IS_OPEN), {"b_ref": ref}).scalar())
 
 
 def _refused(conn: Connection, key: KeyBudget, today: date) -> ReserveOutcome:
@@ -325,6 +341,24 @@ def _close_many_in_one_statement(
             else ClosedReservation(row.ref, row.account_id, row.key_hash, row.amount_pusd, row.model, row.created_at)
         )
     return results
+
+
+def release_if_open_sync(conn: Connection, accounts: dict[str, int], today: date) -> list[ClosedReservation]:
+    """Release those of the reservations `accounts` (ref -> account id) that are open; the released ones.
+
+    For reserves whose COMMIT outcome was lost. Their accounts' balance rows are locked first (on
+    PostgreSQL; SQLite has one writer at a time anyway): a reserve whose transaction is still
+    committing on the server, its connection gone, holds that lock, so it is waited for, not missed.
+    """
+    lock = (
+        select(account_balances.c.account_id)
+        .where(account_balances.c.account_id.in_(sorted(set(accounts.values()))))
+        .order_by(account_balances.c.account_id)
+        .with_for_update()
+    )
+    conn.execute(lock).all()
+    closed = close_many_sync(conn, [CloseRequest(ref, "release") for ref in accounts], today)
+    return [found for found in closed if found is not None]
 
 
 async def close(
