@@ -1,6 +1,7 @@
 """A Hypothesis state machine drives the real ledger SQL (SQLite and PostgreSQL) through grants,
-reservations, settles (including ones above the hold), releases, late and double closes, lease
-renewals, process crashes and sweeps, against a plain-Python model of the money.
+reservations, settles (including ones above the hold), releases, late and double closes, reserves
+run again (a COMMIT whose outcome was lost), lease renewals, process crashes and sweeps, against a
+plain-Python model of the money.
 
 After every step the database must agree with the model to the last pUSD, and with itself: the
 running totals equal the sums of the append-only entries, every reservation is closed at most once,
@@ -18,8 +19,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute.accounts.store import AccountStore
@@ -57,6 +67,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.credits = self.spent = 0
         self.open: dict[str, Held] = {}
         self.closed: set[str] = set()
+        self.reserved_as: dict[str, tuple[int, int, datetime]] = {}  # ref -> (key, amount, expires_at)
         self.key_spent = [0, 0]
         self.overran = False
         self.account_id, self.keys = self.run(self._new_account())
@@ -110,7 +121,40 @@ class LedgerMachine(RuleBasedStateMachine):
         if not outcome.reserved:
             return None
         self.open[ref] = Held(ref, key, amount, expires_at)
+        self.reserved_as[ref] = (key, amount, expires_at)
         return ref
+
+    @rule(ref=holds)
+    def reserve_again(self, ref: str | None) -> None:
+        """A reserve run again (its COMMIT landed unseen) finds its open hold, or fails once it is closed:
+        either way it holds nothing more."""
+        if ref is not None:
+            self._reserve_again(ref)
+
+    @precondition(lambda self: self.closed)
+    @rule(data=st.data())
+    def reserve_again_after_its_close(self, data: st.DataObject) -> None:
+        self._reserve_again(data.draw(st.sampled_from(sorted(self.closed))))
+
+    def _reserve_again(self, ref: str) -> None:
+        key, amount, expires_at = self.reserved_as[ref]
+
+        async def work(conn: Any) -> store.ReserveOutcome:
+            return await store.reserve(
+                conn,
+                ref=ref,
+                key=self.keys[key],
+                amount_pusd=amount,
+                model="m/x",
+                expires_at=expires_at,
+                today=self.today,
+            )
+
+        if ref in self.open:
+            assert self.run(self._in_transaction(work)).reserved
+        else:
+            with pytest.raises(IntegrityError):
+                self.run(self._in_transaction(work))
 
     def _key_period_spent(self, key: int) -> int:
         return self.key_day_spent.get((key, self.today), 0)
