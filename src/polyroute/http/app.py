@@ -27,6 +27,8 @@ from polyroute.settings import Settings, load_settings
 from polyroute.web.routes import web_routes
 from polyroute.web.state import close_web_services
 
+API_PREFIXES = ("/api/v1", "/v1")
+
 
 def api_routes() -> list[Route]:
     return [
@@ -67,11 +69,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware.append(Middleware(TracingMiddleware))
     return Starlette(
         routes=[
+            # The hot path first, at the top level: matched by one regex, not through a Mount and a
+            # second router (same scope["route"] template for metrics; issue #9).
+            *(
+                Route(f"{prefix}/chat/completions", routes_chat.chat_completions, methods=["POST"])
+                for prefix in API_PREFIXES
+            ),
             Route("/healthz", routes_health.healthz, methods=["GET"]),
             Route("/readyz", routes_health.readyz, methods=["GET"]),
             Route("/metrics", routes_metrics.metrics_endpoint, methods=["GET"]),  # docs/operations.md
-            Mount("/api/v1", routes=routes),
-            Mount("/v1", routes=routes),
+            *(Mount(prefix, routes=routes) for prefix in API_PREFIXES),
             *web_routes(),  # the web app (docs/web.md); it never accepts API keys, the API never reads cookies
         ],
         exception_handlers={

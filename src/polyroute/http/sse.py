@@ -12,10 +12,11 @@ sent. The source yields `FLUSH` to send at once what it has yielded so far (the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Generator
-from typing import Any
+from collections.abc import AsyncGenerator
 
 from starlette.types import Receive, Scope, Send
+
+from polyroute.domain.ready import Pending, step
 
 KEEPALIVE_COMMENT = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"
@@ -59,21 +60,16 @@ class SSEResponse:
         pending_bytes = 0
         source = self._source
         while True:
-            step = source.asend(None)
             try:
-                waits_on = step.send(None)  # the piece, if the source has it ready without waiting
-            except StopIteration as ready:
-                piece = ready.value
+                got = step(source.asend(None))  # the piece, if the source has it ready without waiting
+                if isinstance(got, Pending):
+                    if pending:  # the source must wait: what it gave so far goes out now
+                        await _flush_before(got, send, b"".join(pending))
+                        pending, pending_bytes = [], 0
+                    got = await got
             except StopAsyncIteration:
                 break
-            else:
-                if pending:  # the source must wait: what it gave so far goes out now
-                    await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
-                    pending, pending_bytes = [], 0
-                try:
-                    piece = await _Resume(step, waits_on)
-                except StopAsyncIteration:
-                    break
+            piece = got
             if piece:
                 pending.append(piece)
                 pending_bytes += len(piece)
@@ -93,38 +89,14 @@ class SSEResponse:
                 return True
 
 
-class _Resume:
-    """Awaits the rest of a coroutine step that was started by hand and stopped on `waits_on`.
-
-    The event loop's task sees exactly what it would have seen had the step been awaited from the
-    start: the same future to wait on, then its result or exception (cancellation included) sent
-    back into the step.
-    """
-
-    __slots__ = ("_step", "_waits_on")
-
-    def __init__(self, step: Any, waits_on: Any) -> None:
-        self._step = step
-        self._waits_on = waits_on
-
-    def __await__(self) -> Generator[Any, Any, bytes]:
-        step, waits_on = self._step, self._waits_on
-        while True:
-            try:
-                sent = yield waits_on
-            except GeneratorExit:
-                step.close()
-                raise
-            except BaseException as exc:
-                try:
-                    waits_on = step.throw(exc)
-                except StopIteration as done:
-                    return done.value  # type: ignore[no-any-return]
-                continue
-            try:
-                waits_on = step.send(sent)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+async def _flush_before(rest: Pending[bytes], send: Send, body: bytes) -> None:
+    """Send `body` while the source waits; if sending fails (client gone), cancel the source's half-run
+    step first, so it is left at a clean point that `aclose()` can close."""
+    try:
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+    except BaseException:
+        await rest.cancel()
+        raise
 
 
 def _disconnected(watcher: asyncio.Task[bool]) -> bool:

@@ -111,3 +111,35 @@ async def test_cancellation_from_outside_propagates() -> None:
 async def _pieces(*pieces: bytes) -> AsyncGenerator[bytes, None]:
     for piece in pieces:
         yield piece
+
+
+async def test_client_leaving_during_a_flush_while_the_source_waits_closes_the_source_cleanly() -> None:
+    cleaned = asyncio.Event()
+    blocked = asyncio.Event()
+
+    class _SlowClient(_Client):
+        async def send(self, message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                blocked.set()
+                await asyncio.sleep(30)  # a client that stopped reading: the write waits
+            await super().send(message)
+
+    client = _SlowClient()
+
+    async def source() -> AsyncGenerator[bytes, None]:
+        try:
+            yield b"a"
+            await asyncio.sleep(30)  # waits: "a" is flushed, and the flush blocks
+            yield b"never"
+        finally:
+            await asyncio.sleep(0)  # cleanup that awaits
+            cleaned.set()
+
+    async def leave() -> None:
+        await blocked.wait()
+        client.gone.set()
+
+    leaving = asyncio.create_task(leave())
+    await asyncio.wait_for(_run(source(), client), 5)
+    await leaving
+    assert cleaned.is_set()
