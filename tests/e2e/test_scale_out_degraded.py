@@ -8,6 +8,10 @@ terminal ledger entry and nothing is left reserved.
 "PostgreSQL goes away" here means its connections are reset and new ones refused (a stopped or
 restarted server). A connection that goes silent instead (a network partition: no reset, replies
 lost) is a different case: a statement on it waits for the driver's statement timeout.
+
+A connection can also die during a COMMIT that the server carries out: the gateway cannot tell
+whether its ledger write landed. A proxy that resets the connection right after the server received
+a COMMIT makes that happen to many writes under load; still every request is billed exactly once.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 from sqlalchemy.engine import make_url
+from tests.support.commit_cutting_proxy import CommitCuttingProxy
 from tests.support.gateway import GatewayProcess, free_port
 from tests.support.redis_server import ThrowawayRedis
 from tests.support.scale_out import account_id_of, burst, chat_body, ledger_audit, postgres_database
@@ -194,3 +199,78 @@ def test_redis_killed_during_concurrent_bursts_fails_no_request(
         log = gateway.log_path.read_text()
         assert log.count("rate-limit store unavailable") == 3  # Redis really died under each burst
         assert log.count("rate-limit store is back") == 2
+
+
+def test_commits_that_land_unseen_bill_every_request_exactly_once(
+    tmp_path: Path, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    """Every 4th COMMIT reaches PostgreSQL and is carried out, but its reply is lost with the connection.
+    A reserve cut like this is refused (503, Retry-After) and its hold released at once, not when its
+    lease lapses (10 minutes here: the sweeper plays no part); a batch or a settle cut like this is
+    run again, idempotently. Afterwards every request has exactly one closing entry, and each 200 was
+    charged once."""
+    with postgres_database(tmp_path) as database_url, CommitCuttingProxy(make_url(database_url).port or 5432) as proxy:
+        proxied_url = make_url(database_url).set(port=proxy.port).render_as_string(hide_password=False)
+        env = {"POLYROUTE_KEY_RPM": "100000", "POLYROUTE_RESERVATION_LEASE_S": "600"}
+        gateways = [gateway_factory(env=env, database_url=proxied_url) for _ in range(2)]
+        created = gateways[0].create_key(name="load", account="load@example.com", credits="50")
+        account_id = account_id_of(gateways[0], created["hash"])
+        with LoadRun([(g.base_url, created["key"]) for g in gateways]) as load:
+            load.wait_for("normal", 200)
+            time.sleep(1)
+            load.phase = "commits-cut"
+            proxy.cut_every(4)
+            time.sleep(8)
+            proxy.cut_every(0)
+            load.phase = "after"
+            load.wait_for("after", 200)
+            time.sleep(1)
+        cut = proxy.commits_cut
+
+        replies = [(status, {k.lower(): v for k, v in headers.items()}) for _, status, _, headers, _ in load.replies]
+        assert {status for status, _ in replies} <= {200, 503}, [r for r in replies if r[0] not in (200, 503)][:5]
+        refused = [headers for status, headers in replies if status == 503]
+        assert all(headers.get("retry-after") == "1" for headers in refused), refused[:5]
+        deadline = time.monotonic() + 30  # background releases and settle retries, well before any lease lapses
+        while True:
+            audit = ledger_audit(gateways[0], account_id)
+            if audit["open_holds"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        kinds: dict[str, list[str]] = {}
+        for row in gateways[0].sql("SELECT ref, kind FROM ledger_entries WHERE account_id = :a", a=account_id):
+            kinds.setdefault(row["ref"], []).append(row["kind"])
+        ledger_state = {
+            "balance": audit["balance"],
+            "open_holds": audit["open_holds"],
+            "reserved_without_terminal": sorted(set(audit["reserves"]) - set(audit["terminal"]))[:10],
+            "duplicated": {ref: n for ref, (n, _) in audit["terminal"].items() if n != 1},
+            "voided": sorted(ref for ref, found in kinds.items() if "void" in found)[:10],
+        }
+        assert audit["open_holds"] == 0 and audit["balance"]["reserved_pusd"] == 0, ledger_state
+        assert set(audit["terminal"]) == set(audit["reserves"]), ledger_state
+        assert all(count == 1 for count, _ in audit["terminal"].values()), ledger_state
+        assert not ledger_state["voided"], ledger_state
+        assert sum(total for _, total in audit["terminal"].values() if total) >= audit["balance"]["spent_pusd"]
+        settled = sum(
+            int(row["amount_pusd"])
+            for row in gateways[0].sql(
+                "SELECT amount_pusd FROM ledger_entries WHERE account_id = :a AND kind = 'settle'", a=account_id
+            )
+        )
+        assert settled == audit["balance"]["spent_pusd"]
+        served = [headers["x-generation-id"] for status, headers in replies if status == 200]
+        assert all(sorted(kinds.get(ref, [])) == ["reserve", "settle"] for ref in served), [
+            (ref, kinds.get(ref)) for ref in served if sorted(kinds.get(ref, [])) != ["reserve", "settle"]
+        ][:5]
+        refused_refs = [headers["x-generation-id"] for headers in refused]
+        assert all(sorted(kinds.get(ref, [])) in ([], ["release", "reserve"]) for ref in refused_refs)
+        released_late = sum(1 for ref in refused_refs if ref in kinds)
+        log = "".join(g.log_path.read_text() for g in gateways)
+        print(
+            f"COMMITs cut after landing: {cut} of {proxy.commits_seen}; {len(replies)} requests, {len(served)} "
+            f"served (each settled once), {len(refused)} refused with 503, {released_late} of them had reserved "
+            f"(released in the background: {log.count('whose reserve had landed')} log lines); batches re-run "
+            f"unit by unit: {log.count('retrying one by one')}; settles retried: {log.count('retrying in')}"
+        )
+        assert cut >= 10

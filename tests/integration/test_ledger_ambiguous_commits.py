@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, event, func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute.accounts.store import AccountStore
@@ -62,7 +62,8 @@ class CommitsThatLandThenFail:
         else:
             dbapi.rollback()
             self.lost += 1
-        raise OperationalError("COMMIT", None, ConnectionResetError("connection lost during COMMIT"))  # ... unseen
+        # ... unseen: what asyncpg's "connection was closed in the middle of operation" becomes
+        raise DBAPIError("COMMIT", None, ConnectionResetError("connection lost"), connection_invalidated=True)
 
 
 @contextmanager
@@ -276,7 +277,7 @@ async def test_a_batch_that_landed_unseen_is_rerun_unit_by_unit_exactly_once(
     found = await audit(migrated_engine, key.account_id)
     assert found["reserved"] == 8 * HOLD, found
     assert_consistent(found)
-    assert caplog.text.count("a batch of 8 writes failed (OperationalError); retrying one by one") == 1
+    assert caplog.text.count("a batch of 8 writes failed (DBAPIError); retrying one by one") == 1
 
     fault.arm()  # the batch of 8 settles (and releases) lands unseen; each is then re-run alone
     charges = [0 if i % 4 == 0 else 1_000 * (i + 1) for i in range(8)]
@@ -301,7 +302,7 @@ async def test_a_settle_that_landed_unseen_is_not_charged_again(
     assert fault.landed == 1
     assert (found["reserved"], found["spent"], found["entries"]) == (0, 12_345, {"gen-1": ["reserve", "settle"]})
     assert_consistent(found)
-    assert "settling gen-1 failed (OperationalError)" in caplog.text  # and retried:
+    assert "settling gen-1 failed (DBAPIError)" in caplog.text  # and retried:
     assert "reservation gen-1 was closed by a failed attempt that landed" in caplog.text
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyroute.billing import ledger_store as store
@@ -200,7 +200,7 @@ class Ledger:
             try:
                 await self._run_retrying(self._closing_work(hold, charge_pusd, record), hold.ref)
             except (SQLAlchemyError, OSError) as error:
-                if record is None:
+                if record is None or _unreachable(error):
                     raise
                 # The record cannot be written (never the money's fault): settle without it.
                 log.error(
@@ -229,8 +229,8 @@ class Ledger:
         for delay_s in (*_FINISH_RETRY_S, None):
             try:
                 closed = await self._batcher.run(work)
-            except (OperationalError, InterfaceError, OSError) as error:
-                if delay_s is None:
+            except (SQLAlchemyError, OSError) as error:
+                if delay_s is None or not _unreachable(error):
                     raise
                 log.warning("settling %s failed (%s); retrying in %.1f s", ref, type(error).__name__, delay_s)
                 failed = True
@@ -276,6 +276,15 @@ class Ledger:
             for ref in refs
         ]
         return sum(closed is not None for closed in await asyncio.gather(*units))
+
+
+def _unreachable(error: BaseException) -> bool:
+    """The database could not be reached or the connection died (maybe after the COMMIT landed):
+    worth trying again. asyncpg's "connection was closed in the middle of operation" arrives as a
+    plain DBAPIError that SQLAlchemy marks as a disconnect."""
+    if isinstance(error, OperationalError | InterfaceError | OSError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def _payment_required(refusal: Refusal, outcome: ReserveOutcome, key: KeyBudget) -> PaymentRequired:
