@@ -28,6 +28,7 @@ def database_kind():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(TOKENS * 1.5 + 120)  # the suite's 120 s per-test cap would cut it
 def test_a_ten_minute_slow_healthy_stream_is_not_cut(http):
     started = time.monotonic()
     response = http.post(
