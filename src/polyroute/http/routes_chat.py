@@ -197,21 +197,19 @@ async def _sse_bytes(
     event: StreamEvent | None = first
     model_id, provider_name = requested_model, ""
     first_token_sent = False
+    chunks = wire.ChunkEvents(generation_id, created_s)
     try:
         while event is not None:
             if isinstance(event, Keepalive):
                 yield KEEPALIVE_COMMENT
             elif isinstance(event, ChunkEvent):
                 model_id, provider_name = event.attempt.model.id, event.attempt.provider.display_name
-                body = wire.chunk_body(
-                    generation_id=generation_id,
-                    created_s=created_s,
+                yield chunks.event(
                     model_id=model_id,
                     provider_name=provider_name,
                     choices=event.chunk.choices,
                     system_fingerprint=event.chunk.system_fingerprint,
                 )
-                yield b"data: " + _encode(body) + b"\n\n"
                 if not first_token_sent and event.chunk.has_content:
                     first_token_sent = True
                     yield FLUSH  # the first token goes out now, not with the chunks ready after it

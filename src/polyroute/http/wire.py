@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from polyroute.billing.pricing import Cost
 from polyroute.domain.chat import Usage
 from polyroute.domain.errors import GatewayError
 from polyroute.domain.money import pusd_to_usd_float
+
+_encode = msgspec.json.encode
 
 
 def usage_body(usage: Usage, cost: Cost) -> dict[str, Any]:
@@ -77,6 +81,42 @@ def chunk_body(
     if system_fingerprint is not None:
         body["system_fingerprint"] = system_fingerprint
     return body
+
+
+class ChunkEvents:
+    """One stream's chunks as SSE `data:` events, byte for byte `data: <chunk_body JSON>\n\n`.
+
+    The fields every chunk repeats (id, provider, model, object, created) are encoded once per
+    attempt rather than once per chunk (issue #9).
+    """
+
+    __slots__ = ("_created_s", "_for", "_generation_id", "_head")
+
+    def __init__(self, generation_id: str, created_s: int) -> None:
+        self._generation_id = generation_id
+        self._created_s = created_s
+        self._for: tuple[str, str] | None = None
+        self._head = b""
+
+    def event(
+        self, *, model_id: str, provider_name: str, choices: list[dict[str, Any]], system_fingerprint: str | None
+    ) -> bytes:
+        if self._for != (model_id, provider_name):
+            self._for = (model_id, provider_name)
+            self._head = b"".join((
+                b'data: {"id":',
+                _encode(self._generation_id),
+                b',"provider":',
+                _encode(provider_name),
+                b',"model":',
+                _encode(model_id),
+                b',"object":"chat.completion.chunk","created":',
+                _encode(self._created_s),
+                b',"choices":',
+            ))  # fmt: skip
+        if system_fingerprint is None:
+            return self._head + _encode(choices) + b"}\n\n"
+        return self._head + _encode(choices) + b',"system_fingerprint":' + _encode(system_fingerprint) + b"}\n\n"
 
 
 def error_chunk_choice(native_finish_reason: str | None = None) -> dict[str, Any]:
