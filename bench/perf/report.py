@@ -109,13 +109,21 @@ def _sequential(res: R) -> list[str]:
         "| path | non-stream p50 ms | p99 ms | stream TTFT p50 ms | TTFT p99 ms | stream p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, label in (("direct", "nginx direct"), ("polyroute", "polyroute, 1 worker")):
+    baseline = res["meta"].get("baseline")
+    rows = [("direct", "nginx direct"), ("polyroute", "polyroute, 1 worker")]
+    if baseline:
+        rows.append(("baseline", f"baseline: polyroute {baseline}, 1 worker"))
+    for name, label in rows:
         row = seq.get(name) or {}
         cells = " | ".join(_f(row.get(column), "{:.3f}") for column in SEQ_COLUMNS)
         lines.append(f"| {label} | {cells} | {row.get('errors', NONE)} |")
     added = seq.get("added") or {}
     cells = " | ".join(f"**{_f(added.get(column), '{:.3f}')}**" for column in SEQ_COLUMNS)
     lines.append(f"| **added by polyroute** | {cells} | |")
+    if baseline:
+        added = seq.get("baseline_added") or {}
+        cells = " | ".join(_f(added.get(column), "{:.3f}") for column in SEQ_COLUMNS)
+        lines.append(f"| added by the baseline ({baseline}) | {cells} | |")
     return lines
 
 
@@ -132,6 +140,7 @@ def _throughput(res: R) -> list[str]:
     names = {
         "direct": "nginx direct (ceiling)",
         "polyroute_1w": f"polyroute, 1 worker (cpu {meta['gateway_cpus']})",
+        "baseline_1w": f"baseline: polyroute {meta.get('baseline')}, 1 worker (cpu {meta['gateway_cpus']})",
         "polyroute_2w": f"polyroute, 2 workers (cpus {meta['gateway2_cpus']})",
         "litellm": f"LiteLLM proxy {meta.get('litellm_version', '')}, 1 worker (cpu {meta['gateway_cpus']})",
     }
@@ -148,6 +157,8 @@ def _throughput(res: R) -> list[str]:
         ("2 workers / 1 worker", tp.get("polyroute_2w") or {}, one, "{:.2f}x"),
         ("polyroute / nginx direct", one, tp.get("direct") or {}, "{:.4f}x"),
     )
+    if tp.get("baseline_1w"):
+        pairs += (("polyroute / baseline", one, tp["baseline_1w"], "{:.2f}x"),)
     for label, a, b, fmt in pairs:
         rj, rs = ratio(a.get("json"), b.get("json")), ratio(a.get("sse"), b.get("sse"))
         lines.append(f"| {label} | **{_f(rj, fmt)}** | | | | **{_f(rs, fmt)}** | | | | |")
@@ -172,6 +183,8 @@ def _memory(res: R) -> list[str]:
     lines = ["### Memory (VmRSS from /proc, after the load)", "", "| measurement | MB |", "|---|---:|"]
     lines.append(f"| polyroute, 1 worker | {each(mem.get('rss_1w_mb'))} |")
     lines.append(f"| polyroute, 2 workers (each) | {each(mem.get('rss_2w_mb'))} |")
+    if mem.get("rss_baseline_mb"):
+        lines.append(f"| baseline, 1 worker | {each(mem.get('rss_baseline_mb'))} |")
     if mem.get("litellm_mb"):
         lines.append(f"| LiteLLM proxy, 1 worker (all its processes) | {mb.format(mem['litellm_mb'])} |")
     if streams:

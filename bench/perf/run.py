@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -66,6 +67,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--conns", type=int, default=32, help="wrk connections")
     parser.add_argument("--rev", help="measure this commit's src/ (git archive) instead of the working tree")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE", help="extra gateway env")
+    parser.add_argument(
+        "--baseline",
+        metavar="COMMIT",
+        help="also measure this commit's src/ as a second 1-worker gateway in the same run (before/after rows)",
+    )
     args = parser.parse_args(argv)
     seq, seq_cap, wrk_s, rounds, warm, streams, litellm = MODES["quick" if args.quick else "full"]
     args.mode = "quick" if args.quick else "full"
@@ -183,8 +189,16 @@ def measure(
     info["notes"] += setup.notes
     gw1, port1 = gateway.launch(procs, setup, "polyroute-1w", cpus["gateway"], 1)
     gw2, port2 = gateway.launch(procs, setup, "polyroute-2w", cpus["gateway2"], 2)
+    base: tuple[Proc, int] | None = None
+    if args.baseline:  # the same setup (database, key, config), another commit's src/
+        short, src = gateway.export_src(args.baseline, root / "baseline")
+        info["baseline"] = short
+        base_setup = dataclasses.replace(setup, env={**setup.env, "PYTHONPATH": str(src)})
+        base = gateway.launch(procs, base_setup, "baseline-1w", cpus["gateway"], 1)
     gateway.wait_ready(gw1, port1)
     gateway.wait_ready(gw2, port2)
+    if base is not None:
+        gateway.wait_ready(*base)
     features, generation_id = gateway.probe_features(port1, setup.key, bodies["json"].read_bytes())
     info["features"] = features
     say(f"polyroute 1 worker on :{port1}, 2 workers on :{port2}; key created, credits: {setup.credits}")
@@ -194,11 +208,14 @@ def measure(
         load.Target("polyroute_1w", port1, "/api/v1/chat/completions", "/api/v1/chat/completions", setup.key, gw1.pid),
         load.Target("polyroute_2w", port2, "/api/v1/chat/completions", "/api/v1/chat/completions", setup.key, gw2.pid),
     ]
+    if base is not None:
+        chat = "/api/v1/chat/completions"
+        targets.insert(2, load.Target("baseline_1w", base[1], chat, chat, setup.key, base[0].pid))
     lite = start_litellm(cpus, root, procs, nginx_port, bodies, info) if args.litellm else None
     if lite is not None:
         targets.append(lite[1])
 
-    results["sequential"] = sequential(args, nginx_port, port1, setup.key, bodies)
+    results["sequential"] = sequential(args, nginx_port, port1, setup.key, bodies, base[1] if base else None)
     say("throughput (wrk)")
     results["throughput"] = load.measure(
         targets, bodies, seconds=args.wrk_s, rounds=args.rounds, warm_s=args.warm, conns=args.conns,
@@ -212,6 +229,9 @@ def measure(
         mem["litellm_mb"] = round(sum(rss_mb(pid) for pid in group_members(lite[0].pid)), 1)
         procs.stop(lite[0])
     procs.stop(gw2)
+    if base is not None:
+        mem["rss_baseline_mb"] = [round(v, 1) for v in gateway.worker_rss_mb(base[0])]
+        procs.stop(base[0])  # before the slow streams: they measure the 1-worker gateway alone
     if args.streams:
         say(f"{args.streams} concurrent slow streams through the 1-worker gateway")
         mem["streams"] = memory.hold_streams(
@@ -242,7 +262,9 @@ def start_litellm(
     return proc, load.Target("litellm", port, path, path, litellm_proxy.MASTER_KEY, proc.pid)
 
 
-def sequential(args: argparse.Namespace, nginx_port: int, gw_port: int, key: str, bodies: dict[str, Path]) -> Json:
+def sequential(
+    args: argparse.Namespace, nginx_port: int, gw_port: int, key: str, bodies: dict[str, Path], base_port: int | None
+) -> Json:
     say(f"sequential: {args.seq} requests per path and kind, 1 connection")
     json_body, sse_body = bodies["json"].read_bytes(), bodies["sse"].read_bytes()
     gw = "/api/v1/chat/completions"
@@ -252,10 +274,15 @@ def sequential(args: argparse.Namespace, nginx_port: int, gw_port: int, key: str
         "direct_sse": seq_latency.Connection(nginx_port, "/sse/v1/chat/completions", sse_body, None),
         "polyroute_sse": seq_latency.Connection(gw_port, gw, sse_body, key),
     }
+    paths = ["direct", "polyroute"]
+    if base_port is not None:
+        conns["baseline_json"] = seq_latency.Connection(base_port, gw, json_body, key)
+        conns["baseline_sse"] = seq_latency.Connection(base_port, gw, sse_body, key)
+        paths.append("baseline")
     samples = seq_latency.measure(conns, args.seq, max_s=args.seq_cap)
     pct = seq_latency.percentile_ms
     out: Json = {"count": len(samples["polyroute_json"].total_ns)}
-    for path in ("direct", "polyroute"):
+    for path in paths:
         j, s = samples[f"{path}_json"], samples[f"{path}_sse"]
         out[path] = {
             "json_p50_ms": pct(j.total_ns, 50),
@@ -268,6 +295,9 @@ def sequential(args: argparse.Namespace, nginx_port: int, gw_port: int, key: str
         }
     d, p = out["direct"], out["polyroute"]
     out["added"] = {k: None if p[k] is None or d[k] is None else p[k] - d[k] for k in d if k != "errors"}
+    if base_port is not None:
+        b = out["baseline"]
+        out["baseline_added"] = {k: None if b[k] is None or d[k] is None else b[k] - d[k] for k in d if k != "errors"}
     return out
 
 
