@@ -43,6 +43,7 @@ def test_503_storm_moves_traffic_to_the_next_endpoint_with_few_extra_attempts(ht
         response = chat(http, {"model": "acme/failover", "messages": MSG, "stream": bool(i % 2)})
         assert response.status_code == 200, response.text
     attempts = upstream_models(fake_upstream)
+    print(f"503 storm: {clients} client requests, {len(attempts)} upstream attempts")
     assert len(attempts) <= 1.2 * clients, attempts
     assert attempts.count("mock-model") == clients
     # The storm is visible: endpoint stats and /readyz details.
@@ -61,6 +62,7 @@ def test_429_retry_after_is_honoured_before_a_retry_and_passed_on(http, fake_ups
     started = time.monotonic()
     response = chat(http, {"model": "acme/limited", "messages": MSG})
     elapsed = time.monotonic() - started
+    print(f"429 + Retry-After: 1 -> answered after {elapsed:.3f} s")
     assert response.status_code == 429 and response.headers["Retry-After"] == "1"
     assert upstream_models(fake_upstream) == ["error-429", "error-429"]  # one retry, not a storm
     assert elapsed >= 1.0  # the retry waited for Retry-After: 1
@@ -78,8 +80,9 @@ def test_silent_upstream_gives_the_client_an_error_within_first_byte_timeout(htt
     response = chat(http, {"model": "acme/slow-8000", "messages": MSG, "stream": True}, stream=True)
     events = sse_events(response)
     elapsed = time.monotonic() - started
+    print(f"silent upstream: error after {elapsed:.3f} s (first-byte timeout {FIRST_BYTE_S} s)")
     assert json.loads(events[-2])["error"]["code"] == 502
-    assert elapsed < FIRST_BYTE_S + 1.0 + 1.0  # + 1 s of allowance for a loaded CI machine
+    assert elapsed < FIRST_BYTE_S + 1.0  # the acceptance bound (measured: about +15 ms)
 
 
 def test_stall_after_3_tokens_ends_with_an_error_chunk_charged_for_3_tokens(http, gateway):
@@ -95,8 +98,9 @@ def test_stall_after_3_tokens_ends_with_an_error_chunk_charged_for_3_tokens(http
         if line[6:].startswith('{"') and '"error"' in line:
             error_at = time.monotonic()
     last = json.loads(events[-2])
+    print(f"stall after 3 tokens: error chunk {error_at - third_token_at:.3f} s after the 3rd (idle {IDLE_S} s)")
     assert last["choices"][0]["finish_reason"] == "error" and last["error"]["code"] == 502
-    assert third_token_at is not None and error_at - third_token_at < IDLE_S + 1.0 + 1.0
+    assert third_token_at is not None and error_at - third_token_at < IDLE_S + 1.0
     assert last["usage"]["completion_tokens"] == 3
     record = next(g for g in gateway.generations() if g["id"] == last["id"])
     assert record["completion_tokens"] == 3 and record["status"] == "error"
