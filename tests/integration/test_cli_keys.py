@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from tests.support.databases import fresh_database
+from tests.support.gateway import run_cli
 
 from polyroute.accounts.keys import hash_key, looks_like_key
 from polyroute.db.migrate import head_revision
@@ -26,8 +26,7 @@ def cli_env(data_dir: Path, database_url: str | None = None) -> dict[str, str]:
 
 
 def polyroute(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "polyroute", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    return run_cli(args, env)  # its stderr joins the suite's leak scan
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:

@@ -58,7 +58,7 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def run_cli(
     args: Iterable[str],
     env: Mapping[str, str],
-    cwd: Path | str,
+    cwd: Path | str | None = None,
     *,
     timeout_s: float = 60.0,
     input: str | None = None,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from starlette.testclient import TestClient
 
 from polyroute.accounts import passwords
 from polyroute.web.login_limits import FAILURES_PER_EMAIL
-from tests.support.gateway import REPO_ROOT, clean_env
+from tests.support.gateway import REPO_ROOT, clean_env, run_cli
 from tests.web.conftest import PASSWORD, csrf_of, sign_in, sign_up
 
 Clients = Callable[[], TestClient]
@@ -123,10 +121,8 @@ def test_passwords_use_argon2id_at_owasp_parameters_and_old_hashes_are_upgraded(
 
 def test_cli_creates_an_admin_with_a_password_that_can_sign_in(tmp_path: Path, app_client: Clients) -> None:
     env = clean_env({"POLYROUTE_DATA_DIR": str(tmp_path)})
-    result = subprocess.run(
-        [sys.executable, "-m", "polyroute", "accounts", "create", "ops@example.com", "--admin", "--password-stdin"],
-        input=PASSWORD + "\n", capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60, check=False,
-    )  # fmt: skip
+    args = ["accounts", "create", "ops@example.com", "--admin", "--password-stdin"]
+    result = run_cli(args, env, REPO_ROOT, input=PASSWORD + "\n")
     assert result.returncode == 0, result.stderr
     assert "(admin)" in result.stdout
     client = app_client()  # the same data dir: the fixture's app uses tmp_path too

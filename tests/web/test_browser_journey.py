@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,11 +32,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     with GatewayProcess(tmp_path_factory.mktemp("web-gateway"), "") as process:
-        created = subprocess.run(
-            [sys.executable, "-m", "polyroute", "accounts", "create", ADMIN_EMAIL, "--admin", "--password-stdin"],
-            input=PASSWORD + "\n", env=process.env, cwd=process.workdir, capture_output=True, text=True,
-            timeout=60, check=False,
-        )  # fmt: skip
+        created = process.cli("accounts", "create", ADMIN_EMAIL, "--admin", "--password-stdin", input=PASSWORD + "\n")
         assert created.returncode == 0, created.stderr
         yield process
 

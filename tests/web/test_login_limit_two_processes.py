@@ -5,8 +5,6 @@ budgets at the configured count in total (per process, each would have its own b
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,11 +31,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
         second = GatewayProcess(tmp_path / "second", "", env, database_url)
         try:
             second.start()
-            created = subprocess.run(
-                [sys.executable, "-m", "polyroute", "accounts", "create", EMAIL, "--password-stdin"],
-                input=PASSWORD + "\n", env=first.env, cwd=first.workdir, capture_output=True, text=True,
-                timeout=60, check=False,
-            )  # fmt: skip
+            created = first.cli("accounts", "create", EMAIL, "--password-stdin", input=PASSWORD + "\n")
             assert created.returncode == 0, created.stderr
             yield first, second
         finally:
