@@ -12,7 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from polyroute.observability.context import RequestContext, bind_request, unbind_request
-from polyroute.observability.metrics import metrics
+from polyroute.observability.metrics import child, metrics
 from polyroute.observability.request_ids import accept_request_id
 
 Scope = MutableMapping[str, Any]
@@ -80,11 +80,11 @@ def route_label(scope: Scope) -> str:
 def _record(scope: Scope, status: int, duration_s: float, context: RequestContext) -> None:
     m = metrics()
     route = route_label(scope)
-    m.http_requests.labels(route, scope.get("method", ""), str(status)).inc()
-    m.http_duration.labels(route).observe(duration_s)
+    child(m.http_requests, route, scope.get("method", ""), str(status)).inc()
+    child(m.http_duration, route).observe(duration_s)
     if route.endswith("/chat/completions"):
         if status in _REJECTIONS:
-            m.rejections.labels(_REJECTIONS[status]).inc()
+            child(m.rejections, _REJECTIONS[status]).inc()
         if context.generation_ms is not None:
             m.overhead.observe(max(0.0, duration_s - context.generation_ms / 1000))
     if access_log.isEnabledFor(logging.INFO):
