@@ -13,6 +13,7 @@ password hash, and fails the run on a find. Its report names the file, the kind 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -173,7 +174,8 @@ def _needles(value: str) -> tuple[list[bytes], list[bytes]]:
     """The forms a leaked value takes in a log: whole (as is or JSON-escaped), and, if long, its tail."""
 
     def forms(text: str) -> list[bytes]:
-        return [form.encode("utf-8") for form in dict.fromkeys([text, json.dumps(text)[1:-1]])]
+        escaped = [json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]]
+        return [form.encode("utf-8") for form in dict.fromkeys([text, *escaped])]
 
     return forms(value), forms(value[-TAIL_CHARS:]) if len(value) > TAIL_CHARS + 4 else []
 
@@ -220,16 +222,50 @@ def scan(directory: Path) -> ScanReport:
 
 # --- the pytest session ------------------------------------------------------------------------------------
 def start_session() -> bool:
-    """Make the session directory and name it in the environment; False when a parent process (the
-    xdist controller, an outer pytest) already did, so this process registers but does not scan."""
-    if active():
-        return False
-    os.environ[SESSION_DIR_ENV] = tempfile.mkdtemp(prefix="polyroute-leak-scan-")
-    return True
+    """Make the session directory and name it in the environment (False when a parent process, the
+    xdist controller or an outer pytest, already did: this process registers but does not scan), and
+    capture this process's own polyroute log records."""
+    owner = not active()
+    if owner:
+        os.environ[SESSION_DIR_ENV] = tempfile.mkdtemp(prefix="polyroute-leak-scan-")
+    _capture_in_process_logs()
+    return owner
+
+
+_in_process: list[tuple[logging.Handler, int]] = []  # (the handler, the `polyroute` logger's old level)
+
+
+def _capture_in_process_logs() -> None:
+    """Apps and stores that tests run inside pytest (TestClient, the relay in unit tests) log here: every
+    `polyroute.*` record at DEBUG, formatted and scrubbed as the gateway does, into a scanned file."""
+    from polyroute.observability.log_format import JsonFormatter, RequestIdFilter
+    from polyroute.observability.scrub import Scrubber
+
+    directory = session_dir()
+    assert directory is not None
+    path = directory / f"in-process-{os.getpid()}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter(Scrubber.from_env(os.environ)))
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("polyroute")
+    _in_process.append((handler, logger.level))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    register_log(path, "in-process log")
+
+
+def _stop_in_process_logs() -> None:
+    logger = logging.getLogger("polyroute")
+    while _in_process:
+        handler, level = _in_process.pop()
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
 
 
 def finish_session(owner: bool) -> ScanReport | None:
     """Scan (only in the process that made the directory: not in an xdist worker) and clean up."""
+    _stop_in_process_logs()
     directory = session_dir()
     if directory is None or not owner:
         return None

@@ -8,7 +8,9 @@ there would fail this very run).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import subprocess
 import sys
 import types
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from polyroute.accounts.keys import generate_key, mask_key
+from polyroute.accounts.sessions import SESSION_TOKEN_BYTES
 from tests.support import leak_scan
 from tests.support.gateway import REPO_ROOT, clean_env
 
@@ -61,13 +64,18 @@ def test_any_full_api_key_is_a_leak_even_unregistered_but_a_masked_one_is_not(re
     assert [(f.kind, f.shown) for f in findings] == [("API key (pattern)", key[:6] + "...")]
 
 
-def test_a_named_session_cookie_value_is_a_leak_but_a_redacted_one_is_not(registry: Path, tmp_path: Path):
-    token = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"  # token_urlsafe(32)-shaped, 44 characters
-    _log(tmp_path, f'cookie: polyroute_session=[REDACTED]\n{{"cookies": {{"polyroute_session": "{token}"}}}}\n')
+def test_a_named_session_cookie_or_a_password_hash_is_a_leak_but_redacted_ones_are_not(registry, tmp_path):
+    token = secrets.token_urlsafe(SESSION_TOKEN_BYTES)
+    digest = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
+    _log(tmp_path, f'cookie: polyroute_session=[REDACTED]\nhash [REDACTED]\n{{"polyroute_session": "{token}"}}\n')
+    _log(tmp_path, f"verify {digest}\n", "other.log")
 
     findings = leak_scan.scan(registry).findings
 
-    assert [(f.kind, f.shown, f.count) for f in findings] == [("session cookie (pattern)", token[:6] + "...", 1)]
+    assert [(f.kind, f.shown, f.count) for f in findings] == [
+        ("session cookie (pattern)", token[:6] + "...", 1),
+        ("password hash (pattern)", "$argon...", 1),
+    ]
 
 
 def test_a_prompt_is_found_json_escaped_and_by_its_tail(registry: Path, tmp_path: Path):
@@ -145,5 +153,16 @@ def test_a_leak_fails_the_pytest_run_and_the_report_never_shows_the_secret(tmp_p
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, output
     assert "2 passed" in output, output
     assert f"secret0/gateway.log (gateway log): password '{SECRET[:6]}...' x1" in output, output
-    assert "1 log files (1 gone)" in output and "1 LEAK(S)" in output, output
+    assert "2 log files (1 gone), 51 bytes" in output and "1 LEAK(S)" in output, output  # + its in-process log
     assert SECRET not in output.replace(f"{SECRET!r}", ""), "the report printed the secret"
+
+
+def test_the_test_process_own_polyroute_records_are_captured_at_debug_for_the_scan():
+    """TestClient apps and stores run inside pytest: their records join the scan like a gateway's log."""
+    assert leak_scan.active(), "pytest runs with the leak scan's session"
+    marker = f"probe-{secrets.token_hex(8)}"
+    logging.getLogger("polyroute.leak_scan_probe").debug("in-process %s, Bearer sk-pr-v1-%s", marker, "0" * 64)
+
+    logs, _secrets = leak_scan.read_registry(leak_scan.session_dir() or Path())
+    captured = [Path(path).read_text() for kind, path in logs if kind == "in-process log" and Path(path).exists()]
+    assert any(marker in text and "Bearer [REDACTED]" in text for text in captured), "not captured, or not scrubbed"
