@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,12 +157,14 @@ class ScanReport:
     bytes_scanned: int = 0
     secrets: int = 0
     findings: list[Finding] = field(default_factory=list)
+    elapsed_s: float = 0.0
 
     def summary(self) -> str:
         verdict = f"{len(self.findings)} LEAK(S)" if self.findings else "clean"
         return (
             f"leak scan: {self.logs} log files ({len(self.missing)} gone), {self.bytes_scanned:,} bytes, "
-            f"{self.secrets} registered secrets + API-key, session-cookie and password-hash patterns: {verdict}"
+            f"{self.secrets} registered secrets + API-key, session-cookie and password-hash patterns "
+            f"in {self.elapsed_s:.2f} s: {verdict}"
         )
 
 
@@ -198,6 +201,7 @@ def read_registry(directory: Path) -> tuple[list[tuple[str, str]], list[tuple[st
 
 def scan(directory: Path) -> ScanReport:
     """Search every registered log for every registered secret and for key- and cookie-shaped text."""
+    started = time.perf_counter()
     logs, secrets = read_registry(directory)
     report = ScanReport(secrets=len({value for _kind, value in secrets}))
     needles = [(kind, value, _needles(value)) for kind, value in secrets]
@@ -217,6 +221,7 @@ def scan(directory: Path) -> ScanReport:
             found = pattern.findall(data)
             for value in dict.fromkeys(found):
                 report.findings.append(Finding(where, f"{kind} (pattern)", _shown(value), found.count(value)))
+    report.elapsed_s = time.perf_counter() - started
     return report
 
 
