@@ -274,16 +274,15 @@ class Relay:
                 started_s = time.perf_counter()
                 tracing.attempt_started(attempt.provider.slug, attempt.model.id, attempt.endpoint.upstream_id)
                 upstream = self._providers.get(attempt.provider).stream(request, attempt.endpoint)
-                preamble: list[Chunk] = []
-                waiting = _with_keepalive(upstream, self._keepalive_s)
+                # One task reads up to the first token while this generator sends keep-alives (one task
+                # per stream, not one per chunk: issue #9).
+                reading = asyncio.ensure_future(_preamble(upstream))
                 try:
-                    async for item in waiting:
-                        if item is None:
+                    while not reading.done():
+                        await asyncio.wait((reading,), timeout=self._keepalive_s)
+                        if not reading.done():
                             yield KEEPALIVE
-                            continue
-                        preamble.append(item)
-                        if item.has_content or item.usage is not None or _finished(item):
-                            break
+                    preamble = reading.result()
                 except UpstreamError as error:
                     await upstream.aclose()
                     tracing.attempt_failed(error.kind, error.status)
@@ -294,10 +293,9 @@ class Relay:
                             yield KEEPALIVE
                     continue
                 except BaseException:
+                    await _stop(reading)  # the upstream generator runs in it: it must stop before aclose
                     await upstream.aclose()
                     raise
-                finally:
-                    await waiting.aclose()
                 # Explicit close: an abandoned inner generator would only be closed by the GC.
                 delivery = self._deliver(call, hold, request, attempt, upstream, preamble, started_s)
                 try:
@@ -512,21 +510,18 @@ async def _pause(duration_s: float, interval_s: float) -> AsyncGenerator[None, N
             yield None
 
 
-async def _with_keepalive(iterator: AsyncIterator[Chunk], interval_s: float) -> AsyncGenerator[Chunk | None, None]:
-    """Yield the iterator's items, and None whenever `interval_s` passes without one."""
-    while True:
-        pending = asyncio.ensure_future(anext(iterator))
-        try:
-            while True:
-                done, _ = await asyncio.wait((pending,), timeout=interval_s)
-                if done:
-                    break
-                yield None
-        finally:
-            if not pending.done():
-                pending.cancel()
-        try:
-            item = pending.result()
-        except StopAsyncIteration:
-            return
-        yield item
+async def _preamble(upstream: AsyncIterator[Chunk]) -> list[Chunk]:
+    """The chunks up to and including the first with content, usage or a finish (the commit point)."""
+    chunks: list[Chunk] = []
+    async for chunk in upstream:
+        chunks.append(chunk)
+        if chunk.has_content or chunk.usage is not None or _finished(chunk):
+            break
+    return chunks
+
+
+async def _stop(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    await asyncio.wait((task,))
+    if not task.cancelled():
+        task.exception()  # retrieved: it ended on its own just before the cancel
