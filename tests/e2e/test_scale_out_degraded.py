@@ -205,17 +205,18 @@ def test_commits_that_land_unseen_bill_every_request_exactly_once(
     tmp_path: Path, gateway_factory: Callable[..., GatewayProcess]
 ) -> None:
     """Every 4th COMMIT reaches PostgreSQL and is carried out, but its reply is lost with the connection.
-    A reserve cut like this is refused (503, Retry-After) and its hold released at once, not when its
-    lease lapses (10 minutes here: the sweeper plays no part); a batch or a settle cut like this is
-    run again, idempotently. Afterwards every request has exactly one closing entry, and each 200 was
-    charged once."""
+    A lone reserve cut like this is refused (503, Retry-After) and its hold released at once, not when
+    its lease lapses (10 minutes here: the sweeper plays no part). A batch cut like this is re-run unit
+    by unit: its reserves find their holds and their requests go on. A settle is retried. Afterwards
+    every request has exactly one closing entry, and each 200 was charged once."""
     with postgres_database(tmp_path) as database_url, CommitCuttingProxy(make_url(database_url).port or 5432) as proxy:
         proxied_url = make_url(database_url).set(port=proxy.port).render_as_string(hide_password=False)
         env = {"POLYROUTE_KEY_RPM": "100000", "POLYROUTE_RESERVATION_LEASE_S": "600"}
         gateways = [gateway_factory(env=env, database_url=proxied_url) for _ in range(2)]
         created = gateways[0].create_key(name="load", account="load@example.com", credits="50")
         account_id = account_id_of(gateways[0], created["hash"])
-        with LoadRun([(g.base_url, created["key"]) for g in gateways]) as load:
+        # Three concurrent clients per gateway: group-commit batches of several units get cut too.
+        with LoadRun([(g.base_url, created["key"]) for g in gateways for _ in range(3)]) as load:
             load.wait_for("normal", 200)
             time.sleep(1)
             load.phase = "commits-cut"
