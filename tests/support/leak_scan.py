@@ -99,7 +99,14 @@ def register_env(env: Mapping[str, str]) -> None:
         elif _SECRET_NAME.search(name) and not value.startswith(("/", ".")):
             register_secret(f"env {name}", value)
         elif "://" in value:
-            register_secret(f"password in {name}", urlsplit(value).password or "")
+            register_secret(f"password in {name}", _url_password(value))
+
+
+def _url_password(url: str) -> str:
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:  # not a URL after all
+        return ""
 
 
 def register_request(body: Any, headers: Mapping[str, str], path: str = "") -> None:
