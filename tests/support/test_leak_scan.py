@@ -128,11 +128,24 @@ def test_what_the_suite_used_is_registered_without_listing_it(registry: Path):
     )
 
 
+def _run_pytest(tmp_path: Path, source: str) -> tuple[int, str]:
+    """A real pytest session on one test file, with the suite's hooks (tests/conftest.py)."""
+    test_file = tmp_path / "test_planted.py"
+    test_file.write_text(source)
+    env = clean_env({"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src")])})
+    env.pop(leak_scan.SESSION_DIR_ENV, None)  # its own session, not this one
+    command = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-q", "-p", "no:cacheprovider"]
+    command += ["-o", "asyncio_default_fixture_loop_scope=function", "--rootdir", str(tmp_path), "-c", os.devnull]
+    command.append(str(test_file))
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    return result.returncode, result.stdout + result.stderr
+
+
 def test_a_leak_fails_the_pytest_run_and_the_report_never_shows_the_secret(tmp_path: Path):
-    """A real pytest session with the suite's hooks: a gateway log (registered as GatewayProcess does)
-    carrying a secret the test registered makes the run fail although every test passed."""
-    planted = tmp_path / "test_planted.py"
-    planted.write_text(
+    """A log registered as GatewayProcess does, carrying a secret a test registered, fails the run
+    although every test passed."""
+    code, output = _run_pytest(
+        tmp_path,
         "from tests.support import leak_scan\n\n"
         "def test_passes_but_logs_a_secret(tmp_path):\n"
         f"    leak_scan.register_secret('password', {SECRET!r})\n"
@@ -140,21 +153,39 @@ def test_a_leak_fails_the_pytest_run_and_the_report_never_shows_the_secret(tmp_p
         f"    log.write_text('DEBUG form field {SECRET}\\n')\n"
         "    leak_scan.register_log(log)\n\n"
         "def test_clean(tmp_path):\n"
-        "    leak_scan.register_log(tmp_path / 'gone.log')\n"
+        "    leak_scan.register_log(tmp_path / 'gone.log')\n",
     )
-    env = clean_env({"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src")])})
-    env.pop(leak_scan.SESSION_DIR_ENV, None)  # its own session, not this one
-    command = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-q", "-p", "no:cacheprovider"]
-    command += ["-o", "asyncio_default_fixture_loop_scope=function", "--rootdir", str(tmp_path), "-c", os.devnull]
-    command.append(str(planted))
-    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
 
-    output = result.stdout + result.stderr
-    assert result.returncode == pytest.ExitCode.TESTS_FAILED, output
+    assert code == pytest.ExitCode.TESTS_FAILED, output
     assert "2 passed" in output, output
     assert f"secret0/gateway.log (gateway log): password '{SECRET[:6]}...' x1" in output, output
     assert "2 log files (1 gone), 51 bytes" in output and "1 LEAK(S)" in output, output  # + its in-process log
     assert SECRET not in output.replace(f"{SECRET!r}", ""), "the report printed the secret"
+
+
+def test_a_real_gateway_logging_a_test_constant_fails_the_run(tmp_path: Path):
+    """End to end: a GatewayProcess (at DEBUG by default) logs a caller's `X-Request-Id`; the test
+    module's CANARY_TOKEN constant registers itself; the scan finds it in gateway.log. An API key sent
+    the same way is masked by the gateway's scrubber, so the key pattern finds nothing."""
+    code, output = _run_pytest(
+        tmp_path,
+        "import requests\n"
+        "from polyroute.accounts.keys import generate_key\n"
+        "from tests.support.gateway import GatewayProcess\n\n"
+        "CANARY_TOKEN = 'canary-token-f00dfeedcafe'\n\n"
+        "def test_a_gateway_logs_the_request_id(tmp_path):\n"
+        "    with GatewayProcess(tmp_path / 'gw', '') as gateway:\n"
+        "        for request_id in (CANARY_TOKEN, generate_key()):\n"
+        "            headers = {'X-Request-Id': request_id}\n"
+        "            assert requests.get(gateway.root_url + '/healthz', headers=headers, timeout=10).ok\n"
+        "    assert gateway.env['POLYROUTE_LOG_LEVEL'] == 'DEBUG'\n"
+        '    assert \'"level":"DEBUG"\' in gateway.log_path.read_text()\n',
+    )
+
+    assert code == pytest.ExitCode.TESTS_FAILED, output
+    assert "1 passed" in output, output
+    assert "gw/gateway.log (gateway log): CANARY_TOKEN (test_planted) 'canary...'" in output, output
+    assert "1 LEAK(S)" in output and "(pattern)" not in output, output
 
 
 def test_the_test_process_own_polyroute_records_are_captured_at_debug_for_the_scan():
