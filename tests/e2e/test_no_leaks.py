@@ -9,10 +9,12 @@ API, chat JSON and SSE with a canary prompt, upstream failures (400 echoing the 
 
 The whole suite's traffic is checked too, at the end of every pytest run (tests/support/leak_scan.py,
 hooks in tests/conftest.py): every `GatewayProcess` logs at DEBUG and registers its log and its CLI's
-stderr; the secrets the suite used register themselves (secret-named environment values and test-module
+stderr, and the test process's own polyroute records (TestClient apps) go to a scanned file at DEBUG;
+the secrets the suite used register themselves (secret-named environment values and test-module
 constants, keys from `create_key`, the provider keys and prompts the fake upstreams received, and what a
-test adds, like this one's session cookies); then each log is searched for each secret and for anything
-shaped like an API key or a session cookie, and a find fails the run (file, kind, a 6-character prefix).
+test adds, like this one's canaries and session cookies); then each log is searched for each secret and
+for anything shaped like an API key, a session cookie or a password hash, and a find fails the run
+(file, kind, a 6-character prefix). tests/support/test_leak_scan.py shows that it does.
 """
 
 from __future__ import annotations
