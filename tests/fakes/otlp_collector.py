@@ -22,6 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from tests.fakes.loopback import LoopbackUpstream
+from tests.support import leak_scan
 
 KINDS = {v: k.removeprefix("SPAN_KIND_") for k, v in Span.SpanKind.items()}
 STATUSES = {v: k.removeprefix("STATUS_CODE_") for k, v in Status.StatusCode.items()}
@@ -83,6 +84,7 @@ class FakeOtlpCollector(LoopbackUpstream):
             resource = _attributes(resource_spans.resource.attributes)
             for scope_spans in resource_spans.scope_spans:
                 spans += [self._span(span, resource) for span in scope_spans.spans]
+        leak_scan.keep_for_scan("exported spans", raw)  # no secret nor prompt may be exported either
         with self._lock:
             self.exports.append(raw)
             self.content_types.append(request.headers.get("Content-Type", ""))

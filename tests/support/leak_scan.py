@@ -1,13 +1,14 @@
 """Issue #10: the whole suite's traffic leaves no secret and no prompt in any log (the session-wide scan).
 
 While pytest runs, a registry lives in a session directory named by `$POLYROUTE_TEST_LEAK_SCAN_DIR`
-(made by `start_session`, inherited by subprocesses and xdist workers): every log the suite writes is
-listed there (each `GatewayProcess`'s gateway.log and its CLI stderr), with every secret the suite used:
-the environment's secret-named values, the keys the CLI created, the provider keys and prompts the fake
-upstreams received, the test modules' secret-named constants (passwords, tokens, canary prompts) and
-whatever a test registers itself. `finish_session` then scans each log for each registered secret (whole,
-or its last 20 characters) and for anything shaped like one of our API keys, a session cookie or a
-password hash, and fails the run on a find. Its report names the file, the kind and a short prefix only.
+(made by `start_session`, inherited by subprocesses and xdist workers). It lists every log the suite
+writes (each `GatewayProcess`'s gateway.log and CLI stderr, the spans fake collectors received, this
+process's own polyroute records) and every secret the suite used: the environment's secret-named values,
+the keys the CLI created, the provider keys and prompts the fake upstreams received, the test modules'
+secret-named constants (passwords, tokens, canary prompts) and whatever a test registers itself.
+`finish_session` then scans each log for each registered secret (whole, or its last 20 characters) and
+for anything shaped like one of our API keys, a session cookie or a password hash, and fails the run on
+a find. Its report names the file, the kind and a short prefix only.
 """
 
 from __future__ import annotations
@@ -82,6 +83,17 @@ def _append(name: str, record: tuple[str, str]) -> None:
 def register_log(path: Path | str, kind: str = "gateway log") -> None:
     """A file to scan at the end of the session (it need not exist yet)."""
     _append("logs", (kind, str(Path(path).resolve())))
+
+
+def keep_for_scan(kind: str, data: bytes) -> None:
+    """Bytes that left a gateway another way (a fake OTLP collector's exports), kept in a scanned file."""
+    directory = session_dir()
+    if directory is None:
+        return
+    path = directory / f"{re.sub(r'[^a-z0-9]+', '-', kind.lower())}-{os.getpid()}.bin"
+    register_log(path, kind)
+    with _lock, path.open("ab") as file:
+        file.write(data + b"\n")
 
 
 def register_secret(kind: str, value: object, min_chars: int = MIN_SECRET_CHARS) -> None:

@@ -92,6 +92,16 @@ def test_a_prompt_is_found_json_escaped_and_by_its_tail(registry: Path, tmp_path
     ]
 
 
+def test_bytes_a_fake_collector_received_are_scanned_too(registry: Path):
+    leak_scan.register_secret("metrics token", SECRET)
+    leak_scan.keep_for_scan("exported spans", b"\x0a\x12protobuf\x1a" + SECRET.encode() + b"\x00")
+    leak_scan.keep_for_scan("exported spans", b"\x0a\x05clean")
+
+    findings = leak_scan.scan(registry).findings
+
+    assert [(f.path.rsplit(" (", 1)[1], f.kind, f.count) for f in findings] == [("exported spans)", "metrics token", 1)]
+
+
 def test_what_the_suite_used_is_registered_without_listing_it(registry: Path):
     leak_scan.register_env(
         {
