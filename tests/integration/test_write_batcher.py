@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyroute.db.tables import generations
@@ -48,6 +49,44 @@ async def test_a_failing_unit_fails_alone(migrated_engine: AsyncEngine) -> None:
     await batcher.aclose()
     assert results[0] is None and results[2] is None and isinstance(results[1], Exception)
     assert await ids(migrated_engine) == {"gen-a", "gen-b"}
+
+
+async def test_a_connection_lost_again_on_a_rerun_fails_the_rest_of_the_batch(migrated_engine: AsyncEngine) -> None:
+    """After a failed batch the units are re-run one by one, but a re-run that loses its connection
+    again ends the re-runs (during a partition each would wait out a connect timeout, one after the
+    other); the writer carries on with a new connection afterwards."""
+    batcher = WriteBatcher(migrated_engine)
+    lost = DBAPIError("COMMIT", None, ConnectionResetError("connection lost"), connection_invalidated=True)
+
+    async def dies(conn: AsyncConnection) -> None:
+        await conn.execute(text("SELECT 1"))
+        raise lost
+
+    units = [batcher.submit(dies), *(batcher.submit(GenerationStore.insert_work(row(f"gen-{i}"))) for i in range(5))]
+    results = await asyncio.gather(*units, return_exceptions=True)
+    assert all(result is lost for result in results), results
+    assert batcher.commits == 0 and await ids(migrated_engine) == set()
+    await batcher.run(GenerationStore.insert_work(row("gen-after")))
+    await batcher.aclose()
+    assert await ids(migrated_engine) == {"gen-after"}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # SQLite has no backend to kill
+async def test_a_killed_postgresql_backend_ends_the_reruns(migrated_engine: AsyncEngine) -> None:
+    assert migrated_engine.dialect.name == "postgresql"
+    batcher = WriteBatcher(migrated_engine)
+
+    async def killed(conn: AsyncConnection) -> None:
+        await conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    units = [batcher.submit(killed), *(batcher.submit(GenerationStore.insert_work(row(f"gen-{i}"))) for i in range(3))]
+    results = await asyncio.gather(*units, return_exceptions=True)
+    assert all(isinstance(result, DBAPIError) for result in results), results
+    assert batcher.commits == 0 and await ids(migrated_engine) == set()
+    await batcher.run(GenerationStore.insert_work(row("gen-after")))
+    await batcher.aclose()
+    assert await ids(migrated_engine) == {"gen-after"}
 
 
 async def test_a_result_is_seen_only_after_its_commit(migrated_engine: AsyncEngine) -> None:

@@ -29,7 +29,8 @@ is unchanged (WAL, `synchronous=NORMAL`).
 The writer keeps its connection(s) for itself (no pool checkout or pre-ping per batch) and opens a
 new one after a failure. A unit must leave no partial effect when it decides not to write (e.g.
 a refused reservation changes nothing). A unit that raises rolls back its batch; the others are
-then retried one unit per transaction, so one bad unit fails only its own caller. Lock conflicts
+then retried one unit per transaction, so one bad unit fails only its own caller; if a re-run loses
+its connection again, the rest of the batch fails at once. Lock conflicts
 (SQLite busy, PostgreSQL deadlock or serialization failure) are retried a few times with a short
 backoff.
 """
@@ -45,7 +46,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyroute.db.engine import SQLITE_BUSY_TIMEOUT_MS, configure_sqlite_sync_engine
@@ -93,6 +94,13 @@ def is_lock_conflict(error: BaseException) -> bool:
         return True
     text = str(error.orig).lower()
     return "database is locked" in text or "database table is locked" in text or "deadlock" in text
+
+
+def connection_lost(error: BaseException) -> bool:
+    """The connection died or could not be made (the batch's COMMIT may or may not have landed)."""
+    if isinstance(error, OSError | TimeoutError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 class WriteBatcher:
@@ -154,11 +162,27 @@ class WriteBatcher:
                 _resolve(batch[0][1], error=error)
                 return
             log.warning("a batch of %d writes failed (%s); retrying one by one", len(batch), type(error).__name__)
-            for item in batch:
-                await self._commit_batch([item])
+            await self._rerun_one_by_one(batch)
             return
         for (_, future), result in zip(batch, results, strict=True):
             _resolve(future, result=result)
+
+    async def _rerun_one_by_one(self, batch: list[tuple[Work[Any], asyncio.Future[Any]]]) -> None:
+        """So that one bad unit fails only its own caller. A connection that is lost again on a re-run
+        fails the rest at once: during a partition each re-run would wait out a connect timeout, one
+        after the other, with every request queued behind them (ledger writes are idempotent, and
+        their callers retry or release: see docs/billing.md)."""
+        for index, (work, future) in enumerate(batch):
+            try:
+                result = await self._transaction([work])
+            except Exception as error:
+                _resolve(future, error=error)
+                if connection_lost(error):
+                    for _, rest in batch[index + 1 :]:
+                        _resolve(rest, error=error)
+                    return
+            else:
+                _resolve(future, result=result[0])
 
     async def _transaction(self, works: list[Work[Any]]) -> list[Any]:
         all_sync = all(hasattr(work, "run_sync") for work in works)
