@@ -23,6 +23,7 @@ from tests.providers.harness import Dialect, Result, assemble, from_completion
 from polyroute.catalog.types import EndpointSpec
 from polyroute.domain.chat import ChatRequest, Chunk
 from polyroute.providers.base import Provider
+from polyroute.providers.lean_http import LeanClient
 from polyroute.providers.registry import FACTORIES, ProviderContext
 from polyroute.settings import Timeouts
 
@@ -94,9 +95,24 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def adapter_for(session: aiohttp.ClientSession, fake_of: Callable[[Dialect], Any]) -> Callable[[Dialect], Provider]:
+async def lean() -> AsyncIterator[LeanClient]:
+    client = LeanClient(2)
+    yield client
+    await client.aclose()
+
+
+def context_for(
+    dialect: Dialect, session: aiohttp.ClientSession, lean: LeanClient, timeouts: Timeouts
+) -> ProviderContext:
+    return ProviderContext(session, timeouts, lean if dialect.lean else None)
+
+
+@pytest.fixture
+def adapter_for(
+    session: aiohttp.ClientSession, lean: LeanClient, fake_of: Callable[[Dialect], Any]
+) -> Callable[[Dialect], Provider]:
     def make(dialect: Dialect) -> Provider:
-        return FACTORIES[dialect.name](dialect.spec(fake_of(dialect)), ProviderContext(session, TIMEOUTS))
+        return FACTORIES[dialect.name](dialect.spec(fake_of(dialect)), context_for(dialect, session, lean, TIMEOUTS))
 
     return make
 

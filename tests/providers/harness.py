@@ -53,6 +53,10 @@ class Dialect:
     def id(self) -> str:
         return f"{self.name}-{self.variant}" if self.variant else self.name
 
+    @property
+    def lean(self) -> bool:
+        return self.variant == "lean"
+
     def supports(self, scenario: str) -> bool:
         return scenario in self.scenarios
 
@@ -78,8 +82,11 @@ BEDROCK = Dialect(
 # Claude 4.7+ (the fakes apply its rules to `claude-opus-4-7-<scenario>`): adaptive thinking, no sampling knobs.
 ANTHROPIC_47 = dataclasses.replace(ANTHROPIC, variant="claude47", model_prefix="claude-opus-4-7-")
 BEDROCK_47 = dataclasses.replace(BEDROCK, variant="claude47", model_prefix="us.anthropic.claude-opus-4-7-")
+# The OpenAI dialect through the lean HTTP client (the default while tracing is off; ADR 0005); the
+# plain `openai` row goes through aiohttp, as it does with tracing on.
+OPENAI_LEAN = dataclasses.replace(OPENAI, variant="lean")
 # `local` (in-process llama.cpp) is not in this table yet: its engineer adds it with its own fake-free model.
-DIALECTS = (OPENAI, ANTHROPIC, ANTHROPIC_47, GEMINI, BEDROCK, BEDROCK_47)
+DIALECTS = (OPENAI, OPENAI_LEAN, ANTHROPIC, ANTHROPIC_47, GEMINI, BEDROCK, BEDROCK_47)
 
 
 def endpoint(dialect: Dialect, scenario: str, **overrides: Any) -> EndpointSpec:

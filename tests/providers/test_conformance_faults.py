@@ -10,11 +10,12 @@ import time
 from typing import Any
 
 import pytest
+from tests.providers.conftest import context_for
 from tests.providers.harness import DIALECTS, Dialect, dialects_for, endpoint
 
 from polyroute.domain.chat import ChatRequest, Chunk
 from polyroute.providers.errors import FailureKind, UpstreamError
-from polyroute.providers.registry import FACTORIES, ProviderContext
+from polyroute.providers.registry import FACTORIES
 from polyroute.relay_failures import is_request_fault
 from polyroute.settings import Timeouts
 
@@ -93,10 +94,10 @@ async def test_garbage_is_a_protocol_failure(dialect: Dialect, stream, adapter_f
 @pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.id)
 @MODES
 async def test_slow_first_byte_within_the_timeout_is_fine_beyond_it_times_out(
-    dialect: Dialect, stream, session, fake_of
+    dialect: Dialect, stream, session, lean, fake_of
 ):
     timeouts = Timeouts(connect_s=2, first_byte_s=0.6, idle_s=0.6)
-    adapter = FACTORIES[dialect.name](dialect.spec(fake_of(dialect)), ProviderContext(session, timeouts))
+    adapter = FACTORIES[dialect.name](dialect.spec(fake_of(dialect)), context_for(dialect, session, lean, timeouts))
     if stream:
         chunks = [chunk async for chunk in adapter.stream(chat(), endpoint(dialect, "slow-200"))]
         assert content_count(chunks) == 4

@@ -6,6 +6,7 @@ import aiohttp
 
 from polyroute.domain.secret import Secret
 from polyroute.providers.errors import FailureKind, UpstreamError
+from polyroute.providers.lean_http import ConnectFailed, LeanResponse, ProtocolBroken
 
 MAX_RAW_ERROR_CHARS = 2000
 
@@ -34,6 +35,22 @@ async def error_from_response(response: aiohttp.ClientResponse, secret: Secret |
         body = await response.content.read(MAX_RAW_ERROR_CHARS * 4)
         raw = body.decode("utf-8", "replace")[:MAX_RAW_ERROR_CHARS]
     except (aiohttp.ClientError, ConnectionError, TimeoutError):
+        raw = ""
+    return UpstreamError(
+        FailureKind.HTTP,
+        f"upstream answered HTTP {response.status}",
+        status=response.status,
+        raw=scrub(raw, secret),
+        retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+async def error_from_lean_response(response: LeanResponse, secret: Secret | None) -> UpstreamError:
+    """The same as `error_from_response`, for the lean client's response."""
+    try:
+        body = await response.read_up_to(MAX_RAW_ERROR_CHARS * 4)
+        raw = body.decode("utf-8", "replace")[:MAX_RAW_ERROR_CHARS]
+    except (ProtocolBroken, ConnectFailed, TimeoutError):
         raw = ""
     return UpstreamError(
         FailureKind.HTTP,

@@ -10,15 +10,20 @@ import aiohttp
 
 from polyroute.catalog.types import ProviderSpec
 from polyroute.providers.base import Provider
+from polyroute.providers.lean_http import LeanClient
 from polyroute.settings import Timeouts
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderContext:
-    """What an adapter needs from the process: the shared HTTP session and timeouts."""
+    """What an adapter needs from the process: the shared HTTP session and timeouts.
+
+    `lean` is the lean HTTP/1.1 client for model calls (ADR 0005); None while tracing is on, whose
+    `traceparent` hook lives in the aiohttp session."""
 
     session: aiohttp.ClientSession
     timeouts: Timeouts
+    lean: LeanClient | None = None
 
 
 ProviderFactory = Callable[[ProviderSpec, ProviderContext], Provider]
@@ -76,6 +81,7 @@ class ProviderPool:
         self._timeouts = timeouts
         self._trace_configs = list(trace_configs)  # e.g. tracing's `traceparent` hook; none by default
         self._session: aiohttp.ClientSession | None = None
+        self._lean = None if self._trace_configs else LeanClient(timeouts.connect_s)
         self._providers: dict[str, Provider] = {}
 
     def _context(self) -> ProviderContext:
@@ -90,7 +96,7 @@ class ProviderPool:
                 trust_env=False,
                 trace_configs=self._trace_configs or None,
             )
-        return ProviderContext(self._session, self._timeouts)
+        return ProviderContext(self._session, self._timeouts, self._lean)
 
     def get(self, spec: ProviderSpec) -> Provider:
         provider = self._providers.get(spec.slug)
@@ -106,3 +112,5 @@ class ProviderPool:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._lean is not None:
+            await self._lean.aclose()

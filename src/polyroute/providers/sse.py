@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from polyroute.providers.errors import FailureKind, UpstreamError
+from polyroute.providers.lean_http import ConnectFailed, LeanResponse, ProtocolBroken
 
 MAX_LINE_BYTES = 8 * 1024 * 1024  # one `data:` line this long is a broken upstream, not a chunk
 
@@ -79,23 +80,23 @@ class SSEDataParser:
 
 
 async def iter_sse_data(
-    response: aiohttp.ClientResponse, *, first_byte_s: float, idle_s: float
+    response: aiohttp.ClientResponse | LeanResponse, *, first_byte_s: float, idle_s: float
 ) -> AsyncIterator[bytes]:
     """Yield each event's data (multi-line data joined by newlines); comments are skipped.
 
     The first event may take `first_byte_s` (model thinking time); after that a silence longer
     than `idle_s` is a stall. Ends cleanly at EOF; the caller decides if EOF was premature.
     """
-    content = response.content
+    read_some = response.read_some if isinstance(response, LeanResponse) else response.content.readany
     parser = SSEDataParser()
     timeout_s = first_byte_s
     while True:
         try:
             async with asyncio.timeout(timeout_s):
-                piece = await content.readany()
+                piece = await read_some()
         except TimeoutError:
             raise UpstreamError(FailureKind.TIMEOUT, f"upstream sent nothing for {timeout_s:g} s") from None
-        except (aiohttp.ClientError, ConnectionError) as exc:
+        except (aiohttp.ClientError, ConnectionError, ProtocolBroken, ConnectFailed) as exc:
             raise UpstreamError(FailureKind.PROTOCOL, f"upstream stream broke: {type(exc).__name__}") from None
         if not piece:
             for data in parser.close():

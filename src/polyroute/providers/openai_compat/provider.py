@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import aiohttp
 import msgspec
@@ -12,7 +12,8 @@ import msgspec
 from polyroute.catalog.types import EndpointSpec, ProviderSpec
 from polyroute.domain.chat import ChatRequest, Chunk, Completion
 from polyroute.providers.errors import FailureKind, UpstreamError
-from polyroute.providers.http_errors import error_from_response
+from polyroute.providers.http_errors import error_from_lean_response, error_from_response
+from polyroute.providers.lean_http import ConnectFailed, LeanClient, LeanResponse, ProtocolBroken
 from polyroute.providers.openai_compat.decode import decode_chunk, decode_completion
 from polyroute.providers.openai_compat.encode import encode_request
 from polyroute.providers.registry import ProviderContext
@@ -26,16 +27,42 @@ class OpenAICompatProvider:
     def __init__(self, spec: ProviderSpec, ctx: ProviderContext) -> None:
         self.spec = spec
         self._session = ctx.session
+        self._lean = ctx.lean
         self._timeouts = ctx.timeouts
         self._url = spec.base_url.rstrip("/") + "/chat/completions"
         headers = {"Content-Type": "application/json", **spec.headers}
         if spec.api_key:
             headers["Authorization"] = f"Bearer {spec.api_key.reveal()}"
         self._headers = headers
+        # The lean client sends exactly these (plus Host and Content-Length); aiohttp adds its own.
+        self._lean_headers = {"Accept": "application/json", "User-Agent": "polyroute", **headers}
+
+    def _post(self, body: dict[str, object]) -> AbstractAsyncContextManager[aiohttp.ClientResponse | LeanResponse]:
+        """Send the request; yield the response once its headers arrived with a 2xx status."""
+        if self._lean is not None:
+            return self._post_lean(self._lean, body)
+        return self._post_aiohttp(body)
 
     @asynccontextmanager
-    async def _post(self, body: dict[str, object]) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send the request; yield the response once its headers arrived with a 2xx status."""
+    async def _post_lean(self, lean: LeanClient, body: dict[str, object]) -> AsyncIterator[LeanResponse]:
+        try:
+            async with asyncio.timeout(self._timeouts.first_byte_s):
+                response = await lean.post(self._url, _json_encode(body), self._lean_headers)
+        except TimeoutError:
+            raise UpstreamError(FailureKind.TIMEOUT, "upstream did not answer in time") from None
+        except OSError as exc:  # ConnectFailed included
+            raise UpstreamError(FailureKind.CONNECT, f"cannot reach upstream: {type(exc).__name__}") from None
+        except ProtocolBroken as exc:
+            raise UpstreamError(FailureKind.PROTOCOL, f"upstream request failed: {exc}") from None
+        try:
+            if response.status >= 400:
+                raise await error_from_lean_response(response, self.spec.api_key)
+            yield response
+        finally:
+            response.close()  # back to the pool when the whole response arrived, else the connection drops
+
+    @asynccontextmanager
+    async def _post_aiohttp(self, body: dict[str, object]) -> AsyncIterator[aiohttp.ClientResponse]:
         try:
             async with asyncio.timeout(self._timeouts.first_byte_s):
                 response = await self._session.post(self._url, data=_json_encode(body), headers=self._headers)
@@ -62,7 +89,7 @@ class OpenAICompatProvider:
                     raw = await response.read()
             except TimeoutError:
                 raise UpstreamError(FailureKind.TIMEOUT, "upstream body did not arrive in time") from None
-            except (aiohttp.ClientError, ConnectionError) as exc:
+            except (aiohttp.ClientError, ConnectionError, ProtocolBroken, ConnectFailed) as exc:
                 raise UpstreamError(FailureKind.PROTOCOL, f"upstream body broke: {type(exc).__name__}") from None
         try:
             parsed = _json_decode(raw)
