@@ -157,6 +157,10 @@ def _add_credits_commands(credits: argparse.ArgumentParser) -> None:
     grant.add_argument("--account", required=True, help="the account's email")
     grant.add_argument("--amount", required=True, metavar="USD", help='e.g. "25" or "0.50"')
     grant.add_argument("--note", help="a note kept with the ledger entry")
+    grant.add_argument(
+        "--ref",
+        help="the grant's id (default: a new one); a grant run again with the same --ref adds nothing more",
+    )
     grant.add_argument("--json", action="store_true", help="print a JSON object")
     grant.set_defaults(handler=_credits_grant)
 
@@ -364,17 +368,31 @@ def _accounts_list(args: argparse.Namespace) -> int:
 def _credits_grant(args: argparse.Namespace) -> int:
     amount_pusd = _usd_amount(args.amount, "--amount")
 
+    ref = args.ref or f"grant-{uuid.uuid4().hex}"
+
     async def grant(engine: AsyncEngine) -> tuple[Account, Balance]:
         account = await _existing_account(engine, args.account)
-        return account, await _grant(engine, account.id, amount_pusd, args.note)
+        return account, await _grant(engine, account.id, amount_pusd, args.note, ref)
 
-    account, balance = _with_engine(load_settings(), grant)
+    try:
+        account, balance = _with_engine(load_settings(), grant)
+    except (OSError, SQLAlchemyError) as exc:
+        # The COMMIT may have landed: the same --ref makes a second run safe.
+        raise CliError(
+            f"database {safe_url(load_settings().database_url)}: {_first_line(exc)}; the grant may or may not "
+            f"have been made: run the same command again with --ref {ref} (it is never added twice)"
+        ) from exc
     if args.json:
         _print_json(
-            {"account": account.email, "granted_usd": pusd_to_usd_string(amount_pusd), **_balance_json(balance)}
+            {
+                "account": account.email,
+                "granted_usd": pusd_to_usd_string(amount_pusd),
+                "ref": ref,
+                **_balance_json(balance),
+            }
         )
     else:
-        print(f"granted {_usd(amount_pusd)} to {account.email}; balance {_usd(balance.balance_pusd)}")
+        print(f"granted {_usd(amount_pusd)} to {account.email}; balance {_usd(balance.balance_pusd)} (ref {ref})")
     return 0
 
 
@@ -400,9 +418,11 @@ async def _existing_account(engine: AsyncEngine, email: str) -> Account:
     return account
 
 
-async def _grant(engine: AsyncEngine, account_id: int, amount_pusd: int, note: str | None) -> Balance:
+async def _grant(
+    engine: AsyncEngine, account_id: int, amount_pusd: int, note: str | None, ref: str | None = None
+) -> Balance:
     async with engine.begin() as conn:
-        return await ledger_store.grant(conn, account_id, amount_pusd, f"grant-{uuid.uuid4().hex}", note)
+        return await ledger_store.grant(conn, account_id, amount_pusd, ref or f"grant-{uuid.uuid4().hex}", note)
 
 
 def _usd_amount(text: str, flag: str) -> int:

@@ -34,6 +34,23 @@ def test_grant_and_show_exact_decimal_amounts(env: dict[str, str]) -> None:
     assert listed[0]["balance_usd"] == "12.500000000001"
 
 
+def test_a_grant_run_again_with_its_ref_is_not_added_twice(env: dict[str, str]) -> None:
+    assert polyroute(env, "accounts", "create", "pay@example.com").returncode == 0
+    grant = ("credits", "grant", "--account", "pay@example.com", "--amount", "10", "--ref", "grant-invoice-9", "--json")
+    first = json.loads(polyroute(env, *grant).stdout)
+    again = json.loads(polyroute(env, *grant).stdout)
+    assert first["ref"] == again["ref"] == "grant-invoice-9"
+    assert first["balance_usd"] == again["balance_usd"] == "10"
+    other = polyroute(
+        env, "credits", "grant", "--account", "pay@example.com", "--amount", "11", "--ref", "grant-invoice-9"
+    )
+    assert_one_line_error(other, "grant grant-invoice-9 was already made with another account or amount")
+    fresh = json.loads(
+        polyroute(env, "credits", "grant", "--account", "pay@example.com", "--amount", "1", "--json").stdout
+    )
+    assert fresh["ref"].startswith("grant-") and fresh["ref"] != "grant-invoice-9" and fresh["balance_usd"] == "11"
+
+
 def test_keys_create_with_credits_and_a_limit(env: dict[str, str]) -> None:
     result = polyroute(
         env,

@@ -334,3 +334,24 @@ async def test_unsure_reserves_are_released_once_the_database_answers_again(
     assert fault.landed == 3
     assert found["reserved"] == 0 and found["entries"] == {"gen-1": ["release", "reserve"]}, found
     assert_consistent(found)
+
+
+async def test_a_grant_that_landed_unseen_is_not_added_again_with_its_ref(
+    setup, migrated_engine: AsyncEngine, fault: CommitsThatLandThenFail
+) -> None:
+    ledger, key = setup
+    fault.arm()
+    with pytest.raises(DBAPIError):
+        await ledger.grant(key.account_id, 5_000, "grant-invoice-2")
+    assert fault.landed == 1
+    balance = await ledger.grant(key.account_id, 5_000, "grant-invoice-2")  # the operator runs it again
+    assert balance.credits_pusd == 10**12 + 5_000
+    with pytest.raises(ValueError, match="another account or amount"):
+        await ledger.grant(key.account_id, 6_000, "grant-invoice-2")
+    async with migrated_engine.connect() as conn:
+        grants = (
+            await conn.execute(
+                select(func.count()).where(ledger_entries.c.ref == "grant-invoice-2", ledger_entries.c.kind == "grant")
+            )
+        ).scalar_one()
+    assert grants == 1

@@ -378,13 +378,26 @@ async def close(
 
 # --- grants and leases ----------------------------------------------------------------------------
 async def grant(conn: AsyncConnection, account_id: int, amount_pusd: int, ref: str, note: str | None) -> Balance:
-    """Add credits (amount > 0). Idempotent per `ref`: a repeated grant ref raises IntegrityError."""
+    """Add credits (amount > 0), once per `ref` (see `grant_sync`)."""
     return await conn.run_sync(grant_sync, account_id, amount_pusd, ref, note)
 
 
 def grant_sync(conn: Connection, account_id: int, amount_pusd: int, ref: str, note: str | None) -> Balance:
+    """Add credits once per `ref`: a grant run again with the same ref (after an error that left its
+    outcome unknown) finds its entry and adds nothing."""
     if amount_pusd <= 0:
         raise ValueError("a grant must be a positive amount")
+    earlier = conn.execute(
+        select(ledger_entries.c.account_id, ledger_entries.c.amount_pusd).where(
+            ledger_entries.c.ref == ref, ledger_entries.c.kind == "grant"
+        )
+    ).first()
+    if earlier is not None:
+        if (earlier.account_id, earlier.amount_pusd) != (account_id, amount_pusd):
+            raise ValueError(f"grant {ref} was already made with another account or amount")
+        found = read_balance_sync(conn, account_id)
+        assert found is not None
+        return found
     now = utc_now()
     conn.execute(_INSERT_ENTRIES, [_entry(ref, "grant", account_id, None, amount_pusd, note, now)])
     insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
