@@ -64,3 +64,16 @@ async def test_lua_and_memory_adjust_identically(redis_store: RedisLimitStore) -
             units = rng.randint(-300, 300)
             await redis_store.adjust([rule], units, now)
             memory.adjust_now([rule], units, now)
+
+
+async def test_a_decision_stamped_before_one_already_made_still_fills_the_limit_exactly(
+    redis_store: RedisLimitStore,
+) -> None:
+    """Callers stamp their time before the round trip, so Redis sees decisions slightly out of order:
+    the 10th request of a burst on a 10/min key, stamped 1 ms before the 9th, is still admitted (once)."""
+    rule = Rule("k:skew:rpm", "gcra", 10, MINUTE_US, "key-requests-per-min")
+    early = [await redis_store.decide([rule], T0 + 1_000) for _ in range(9)]
+    late_stamped = await redis_store.decide([rule], T0)
+    over = await redis_store.decide([rule], T0)
+    assert all(v.allowed for v in early) and late_stamped.allowed and not over.allowed
+    assert over.retry_after_us > 0

@@ -4,6 +4,11 @@ The script mirrors `rules.decide`: it reads every rule's state, refuses without 
 when one rule refuses, else writes all new states with an expiry (a GCRA state is worthless after
 its TAT, a window counter after its window). Times are integer microseconds passed in by the
 caller's clock; hosts are expected to keep their clocks in sync (NTP), as for any distributed limiter.
+
+Time never runs backwards for the script: it decides at the latest time any caller has sent (kept in
+one `clock` key). Callers read their clocks before their round trips, so decisions reach Redis a
+little out of order (other connections, other processes); without the clamp the last request of a
+burst that exactly fills a limit, stamped a few µs before one already decided, was refused.
 """
 
 from __future__ import annotations
@@ -17,11 +22,22 @@ from redis.exceptions import RedisError
 from polyroute.limits.rules import Rule, Verdict
 from polyroute.limits.store import LimitStoreUnavailable
 
+# KEYS: one per rule, then the clock key. Sets `now` to the latest caller time seen (see above).
+_CLOCK_LUA = """
+local clock = KEYS[#KEYS]
+local now = tonumber(ARGV[1])
+local seen = redis.call('GET', clock)
+if seen and tonumber(seen) > now then now = tonumber(seen) else
+  redis.call('SET', clock, string.format('%.0f', now), 'PX', 600000)
+end
+"""
+
 # ARGV: now_us, then per rule: kind ("g"|"w"), limit, period_us, interval_us, cost.
 # Returns {allowed, rule index (1-based), remaining, retry_after_us, reset_after_us} as strings.
-DECIDE_LUA = """
-local now = tonumber(ARGV[1])
-local n = #KEYS
+DECIDE_LUA = (
+    _CLOCK_LUA
+    + """
+local n = #KEYS - 1
 local new = {}
 local best_i, best_rem, best_reset = 0, -1, 0
 for i = 1, n do
@@ -66,12 +82,14 @@ for i = 1, n do
 end
 return {'1', tostring(best_i), string.format('%.0f', best_rem), '0', string.format('%.0f', best_reset)}
 """
+)
 
 # ARGV: now_us, units, then per key its interval_us; mirrors rules.gcra_adjust.
-ADJUST_LUA = """
-local now = tonumber(ARGV[1])
+ADJUST_LUA = (
+    _CLOCK_LUA
+    + """
 local units = tonumber(ARGV[2])
-for i = 1, #KEYS do
+for i = 1, #KEYS - 1 do
   local interval = tonumber(ARGV[2 + i])
   local stored = redis.call('GET', KEYS[i])
   local tat = now
@@ -86,6 +104,7 @@ for i = 1, #KEYS do
 end
 return 1
 """
+)
 
 
 class RedisLimitStore:
@@ -94,6 +113,7 @@ class RedisLimitStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "polyroute:limits:") -> None:
         self._client = client
         self._prefix = prefix
+        self._clock_key = prefix + "clock"
         self._script: Any = client.register_script(DECIDE_LUA)
         self._adjust_script: Any = client.register_script(ADJUST_LUA)
 
@@ -108,7 +128,7 @@ class RedisLimitStore:
     async def decide(self, rules: Sequence[Rule], now_us: int) -> Verdict:
         if not rules:
             return Verdict(True, None, 0, 0, 0)
-        keys = [self._prefix + rule.store_key(now_us) for rule in rules]
+        keys = [*(self._prefix + rule.store_key(now_us) for rule in rules), self._clock_key]
         args: list[str | int] = [now_us]
         for rule in rules:
             args += ["g" if rule.kind == "gcra" else "w", rule.limit, rule.period_us, rule.interval_us, rule.cost]
@@ -130,7 +150,7 @@ class RedisLimitStore:
         gcra = [rule for rule in rules if rule.kind == "gcra"]
         if not gcra or not units:
             return
-        keys = [self._prefix + rule.store_key(now_us) for rule in gcra]
+        keys = [*(self._prefix + rule.store_key(now_us) for rule in gcra), self._clock_key]
         args: list[int] = [now_us, units, *(rule.interval_us for rule in gcra)]
         try:
             await self._adjust_script(keys=keys, args=args)
