@@ -257,10 +257,10 @@ class LeanResponse:
 
 
 class LeanClient:
-    def __init__(self, connect_timeout_s: float) -> None:
+    def __init__(self, connect_timeout_s: float, ssl_context: ssl.SSLContext | None = None) -> None:
         self._connect_timeout_s = connect_timeout_s
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = ssl_context  # the default context (system CAs, hostname checked) when None
         self._targets: dict[str, tuple[tuple[str, str, int], bytes]] = {}
 
     def park(self, connection: _Connection) -> None:

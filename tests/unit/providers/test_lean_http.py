@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +182,27 @@ async def test_a_header_with_a_line_break_is_never_sent(serve) -> None:
         await client.post(url, b"{}", {"X-Evil": "a\r\nX-Injected: 1"})
     assert server.requests == []
     await client.aclose()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+async def test_https_with_a_verified_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    state = _Server(_fixed(b'{"tls":true}'))
+    server = await asyncio.start_server(state.handle, "127.0.0.1", 0, ssl=served)
+    port = server.sockets[0].getsockname()[1]
+    trusting = LeanClient(2, ssl.create_default_context(cafile=str(cert)))
+    for _ in range(2):
+        response = await trusting.post(f"https://localhost:{port}/v1/chat/completions", b"{}", {})
+        assert await response.read() == b'{"tls":true}'
+    assert state.connections == 1  # kept alive over TLS too
+    with pytest.raises(ConnectFailed):  # the system CAs do not know this certificate
+        await LeanClient(2).post(f"https://localhost:{port}/v1/chat/completions", b"{}", {})
+    await trusting.aclose()
+    server.close()
