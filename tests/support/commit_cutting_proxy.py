@@ -9,14 +9,14 @@ from then on, `cut_every(0)` stops cutting.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import struct
 import threading
 from typing import Self
 
+from tests.support.tcp_proxy import LoopbackProxy, reset_socket
+
 _COMMIT = b"Q" + struct.pack("!i", 4 + len(b"COMMIT;\x00")) + b"COMMIT;\x00"
-_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 
 
 class _Pair:
@@ -25,56 +25,28 @@ class _Pair:
         self.commit_doomed = False  # the reply to the COMMIT in flight is never delivered
 
     def reset(self) -> None:
-        for sock in (self.client, self.server):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-                sock.shutdown(socket.SHUT_RDWR)  # wakes the other pipe thread blocked in recv()
-            with contextlib.suppress(OSError):
-                sock.close()
+        reset_socket(self.client)
+        reset_socket(self.server)
 
 
-class CommitCuttingProxy:
+class CommitCuttingProxy(LoopbackProxy):
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
+        super().__init__(target_port, target_host)
         self.commits_seen = 0
         self.commits_cut = 0
         self._every = 0
-        self._lock = threading.Lock()
-        self._listener: socket.socket | None = None
         self._pairs: set[_Pair] = set()
 
     def cut_every(self, n: int) -> None:
         with self._lock:
             self._every = n
 
-    def start(self) -> Self:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(256)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return self
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            pair = _Pair(client, server)
-            with self._lock:
-                self._pairs.add(pair)
-            threading.Thread(target=self._to_server, args=(pair,), daemon=True).start()
-            threading.Thread(target=self._to_client, args=(pair,), daemon=True).start()
+    def _serve(self, client: socket.socket, upstream: socket.socket) -> None:
+        pair = _Pair(client, upstream)
+        with self._lock:
+            self._pairs.add(pair)
+        threading.Thread(target=self._to_server, args=(pair,), daemon=True).start()
+        threading.Thread(target=self._to_client, args=(pair,), daemon=True).start()
 
     def _to_server(self, pair: _Pair) -> None:
         try:
@@ -107,9 +79,7 @@ class CommitCuttingProxy:
         pair.reset()
 
     def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        self._stop_listening()
         with self._lock:
             pairs, self._pairs = self._pairs, set()
         for pair in pairs:

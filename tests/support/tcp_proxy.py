@@ -6,16 +6,31 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 from typing import Self
 
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
 
-class CuttableProxy:
+
+def reset_socket(sock: socket.socket) -> None:
+    """End a connection now, with a reset. close() alone does not end a socket another thread is
+    blocked in recv() on: the connection would stay open and silent (a reply lost, the peer waiting
+    for its statement timeout). shutdown() wakes the pipe threads so every connection ends now."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+class LoopbackProxy:
+    """Listens on a loopback port and connects each client to the target; `_serve` pipes the pair."""
+
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self._listener: socket.socket | None = None
-        self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
 
     def start(self) -> Self:
@@ -40,10 +55,27 @@ class CuttableProxy:
                 client.close()
                 continue
             upstream.settimeout(None)
-            with self._lock:
-                self._conns |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            self._serve(client, upstream)
+
+    def _serve(self, client: socket.socket, upstream: socket.socket) -> None:
+        raise NotImplementedError
+
+    def _stop_listening(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+
+class CuttableProxy(LoopbackProxy):
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        super().__init__(target_port, target_host)
+        self._conns: set[socket.socket] = set()
+
+    def _serve(self, client: socket.socket, upstream: socket.socket) -> None:
+        with self._lock:
+            self._conns |= {client, upstream}
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
@@ -58,20 +90,11 @@ class CuttableProxy:
 
     def cut(self) -> None:
         """Refuse new connections and reset every open one."""
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        self._stop_listening()
         with self._lock:
             conns, self._conns = self._conns, set()
         for sock in conns:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                # close() alone does not end a socket another thread is blocked in recv() on: the
-                # connection would stay open and silent (a reply lost, the peer waiting for its
-                # statement timeout). shutdown() wakes the pipe threads so every connection ends now.
-                sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
+            reset_socket(sock)
 
     def restore(self) -> None:
         self.start()  # same port
