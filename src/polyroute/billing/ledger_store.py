@@ -29,17 +29,19 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Date, Update, bindparam, case, delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from polyroute.billing import ledger_pg
 from polyroute.billing.ledger_types import Balance, ClosedReservation, KeyBudget, KeySpend, ReserveOutcome
 from polyroute.billing.periods import period_starts
+from polyroute.db.prepared import Prepared, PreparedSet, RawCursor
 from polyroute.db.tables import UtcDateTime, account_balances, key_spend, ledger_entries, reservations, utc_now
 
 __all__ = ["Balance", "ClosedReservation", "KeyBudget", "KeySpend", "ReserveOutcome"]
@@ -119,7 +121,8 @@ def _period_usage(reset: str | None) -> ColumnElement[int]:
     return case((key_spend.c[start] == bindparam(param, type_=Date()), key_spend.c[spent]), else_=0)
 
 
-def _period_params(today: date) -> dict[str, date]:
+@lru_cache(maxsize=8)
+def _period_params(today: date) -> dict[str, date]:  # shared: callers must not change it
     starts = period_starts(today)
     return {param: starts[reset] for reset, (_, _, param) in _PERIODS.items()}
 
@@ -168,6 +171,29 @@ def _entry(
     }
 
 
+# --- SQLite: the hot statements compiled once, run on the DBAPI cursor (db/prepared.py, ADR 0004) ---
+_ENTRY_COLUMNS = ("ref", "kind", "account_id", "key_hash", "amount_pusd", "note", "created_at")
+_RESERVATION_COLUMNS = ("ref", "account_id", "key_hash", "amount_pusd", "model", "created_at", "expires_at")
+_FAST_HOLD = PreparedSet(lambda d: Prepared(_HOLD_ON_ACCOUNT, d))
+_FAST_KEY_HOLD = PreparedSet(lambda d: Prepared(_key_hold(d.name, False, None), d))
+_FAST_INSERT_RESERVATIONS = PreparedSet(lambda d: Prepared(_INSERT_RESERVATIONS, d, _RESERVATION_COLUMNS))
+_FAST_INSERT_ENTRIES = PreparedSet(lambda d: Prepared(_INSERT_ENTRIES, d, _ENTRY_COLUMNS))
+_FAST_CLOSE_ON_ACCOUNT = PreparedSet(lambda d: Prepared(_CLOSE_ON_ACCOUNT, d))
+_FAST_CLOSE_ON_KEY = PreparedSet(lambda d: Prepared(_close_on_key(), d))
+
+
+@lru_cache(maxsize=512)
+def _fast_delete(dialect: Dialect, count: int) -> Prepared:
+    """`DELETE FROM reservations WHERE ref IN (?, ...) RETURNING *` for `count` refs."""
+    refs: list[Any] = [bindparam(f"r{i}") for i in range(count)]
+    return Prepared(delete(reservations).where(reservations.c.ref.in_(refs)).returning(*reservations.c), dialect)
+
+
+def _fast(conn: Connection) -> bool:
+    """SQLite runs the hot statements on the DBAPI cursor; PostgreSQL has its one-statement forms (ledger_pg)."""
+    return conn.dialect.name == "sqlite"
+
+
 # --- reserve --------------------------------------------------------------------------------------
 async def reserve_many(conn: AsyncConnection, requests: list[ReserveRequest], today: date) -> list[ReserveOutcome]:
     return await conn.run_sync(reserve_many_sync, requests, today)
@@ -179,6 +205,7 @@ def reserve_many_sync(conn: Connection, requests: list[ReserveRequest], today: d
     held: list[ReserveRequest] = []
     unlimited: defaultdict[tuple[str, int], int] = defaultdict(int)
     one_statement = conn.dialect.name == "postgresql"  # one round trip per hold (ledger_pg)
+    cursor = RawCursor(conn) if _fast(conn) else None
     for request in requests:
         key = request.key
         if one_statement and key.limit_pusd is None:
@@ -195,7 +222,11 @@ def reserve_many_sync(conn: Connection, requests: list[ReserveRequest], today: d
             outcomes.append(_RESERVED if reserved else _refused(conn, key, today))
             continue
         params = {"b_account": key.account_id, "b_amount": request.amount_pusd, "b_now": now, "b_ref": request.ref}
-        if conn.execute(_HOLD_ON_ACCOUNT, params).rowcount != 1:
+        if cursor is not None:
+            placed = cursor.execute(_FAST_HOLD.for_dialect(conn.dialect), params)
+        else:
+            placed = conn.execute(_HOLD_ON_ACCOUNT, params).rowcount
+        if placed != 1:
             outcomes.append(_RESERVED if _is_open(conn, request.ref) else _refused(conn, key, today))
             continue
         if key.limit_pusd is None:
@@ -208,27 +239,32 @@ def reserve_many_sync(conn: Connection, requests: list[ReserveRequest], today: d
         outcomes.append(_RESERVED)
     if unlimited:
         rows = [{"b_key": k, "b_account": a, "b_amount": x} for (k, a), x in unlimited.items()]
-        conn.execute(_key_hold(conn.dialect.name, False, None), rows)
+        if cursor is not None:
+            cursor.executemany(_FAST_KEY_HOLD.for_dialect(conn.dialect), rows)
+        else:
+            conn.execute(_key_hold(conn.dialect.name, False, None), rows)
     if held:
-        conn.execute(
-            _INSERT_RESERVATIONS,
-            [
-                {
-                    "ref": r.ref,
-                    "account_id": r.key.account_id,
-                    "key_hash": r.key.key_hash,
-                    "amount_pusd": r.amount_pusd,
-                    "model": r.model,
-                    "created_at": now,
-                    "expires_at": r.expires_at,
-                }
-                for r in held
-            ],
-        )
+        reservation_rows = [
+            {
+                "ref": r.ref,
+                "account_id": r.key.account_id,
+                "key_hash": r.key.key_hash,
+                "amount_pusd": r.amount_pusd,
+                "model": r.model,
+                "created_at": now,
+                "expires_at": r.expires_at,
+            }
+            for r in held
+        ]
         entries = [
             _entry(r.ref, "reserve", r.key.account_id, r.key.key_hash, r.amount_pusd, r.model, now) for r in held
         ]
-        conn.execute(_INSERT_ENTRIES, entries)
+        if cursor is not None:
+            cursor.executemany(_FAST_INSERT_RESERVATIONS.for_dialect(conn.dialect), reservation_rows)
+            cursor.executemany(_FAST_INSERT_ENTRIES.for_dialect(conn.dialect), entries)
+        else:
+            conn.execute(_INSERT_RESERVATIONS, reservation_rows)
+            conn.execute(_INSERT_ENTRIES, entries)
     return outcomes
 
 
@@ -287,26 +323,29 @@ def close_many_sync(conn: Connection, requests: list[CloseRequest], today: date)
             raise ValueError(f"cannot {request.kind} with a charge of {request.charge_pusd}")
     if conn.dialect.name == "postgresql" and all(r.expired_before is None for r in requests):
         return _close_many_in_one_statement(conn, requests, today)
+    cursor = RawCursor(conn) if _fast(conn) else None
     found: dict[str, Any] = {}
-    plain = [r.ref for r in requests if r.expired_before is None]
-    if plain:
-        found.update((row.ref, row) for row in conn.execute(_DELETE_RESERVATIONS, {"b_refs": plain}))
+    plain = list(dict.fromkeys(r.ref for r in requests if r.expired_before is None))
+    if plain and cursor is not None:
+        delete_ = _fast_delete(conn.dialect, len(plain))
+        cursor.execute(delete_, {f"r{i}": ref for i, ref in enumerate(plain)})
+        found.update((row[0], ClosedReservation(*row[:6])) for row in cursor.fetchall(delete_))
+    elif plain:
+        found.update((row.ref, _closed(row)) for row in conn.execute(_DELETE_RESERVATIONS, {"b_refs": plain}))
     for request in requests:
         if request.expired_before is not None:
             params = {"b_ref": request.ref, "b_before": request.expired_before}
-            found.update((row.ref, row) for row in conn.execute(_DELETE_EXPIRED, params))
+            found.update((row.ref, _closed(row)) for row in conn.execute(_DELETE_EXPIRED, params))
     now = utc_now()
     results: list[ClosedReservation | None] = []
     accounts: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0])
     keys: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
     entries = []
     for request in requests:
-        row = found.pop(request.ref, None)  # a ref closed twice in one batch: only the first finds it
-        if row is None:
-            results.append(None)
-            continue
-        closed = ClosedReservation(row.ref, row.account_id, row.key_hash, row.amount_pusd, row.model, row.created_at)
+        closed = found.pop(request.ref, None)  # a ref closed twice in one batch: only the first finds it
         results.append(closed)
+        if closed is None:
+            continue
         for totals in (accounts[closed.account_id], keys[closed.key_hash]):
             totals[0] += closed.amount_pusd
             totals[1] += request.charge_pusd
@@ -314,12 +353,21 @@ def close_many_sync(conn: Connection, requests: list[CloseRequest], today: date)
         entries.append(_entry(request.ref, request.kind, closed.account_id, closed.key_hash, amount, None, now))
     if entries:
         account_rows = [{"b_account": a, "b_held": h, "b_charge": c, "b_now": now} for a, (h, c) in accounts.items()]
-        conn.execute(_CLOSE_ON_ACCOUNT, account_rows)
         periods = _period_params(today)
         key_rows = [{"b_key": k, "b_held": h, "b_charge": c, **periods} for k, (h, c) in keys.items()]
-        conn.execute(_close_on_key(), key_rows)
-        conn.execute(_INSERT_ENTRIES, entries)
+        if cursor is not None:
+            cursor.executemany(_FAST_CLOSE_ON_ACCOUNT.for_dialect(conn.dialect), account_rows)
+            cursor.executemany(_FAST_CLOSE_ON_KEY.for_dialect(conn.dialect), key_rows)
+            cursor.executemany(_FAST_INSERT_ENTRIES.for_dialect(conn.dialect), entries)
+        else:
+            conn.execute(_CLOSE_ON_ACCOUNT, account_rows)
+            conn.execute(_close_on_key(), key_rows)
+            conn.execute(_INSERT_ENTRIES, entries)
     return results
+
+
+def _closed(row: Any) -> ClosedReservation:
+    return ClosedReservation(row.ref, row.account_id, row.key_hash, row.amount_pusd, row.model, row.created_at)
 
 
 def _close_many_in_one_statement(

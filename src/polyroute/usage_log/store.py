@@ -14,15 +14,19 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from polyroute.db.prepared import Prepared, PreparedSet, RawCursor
 from polyroute.db.tables import generations
 from polyroute.db.write_batcher import SyncWork
 
 _COLUMNS = frozenset(generations.c.keys())
+_ALL_COLUMNS = tuple(generations.c.keys())
 # Built once (SQLAlchemy caches the compiled form per statement object): by "is PostgreSQL".
 _INSERT_OR_KEEP = {
     False: sqlite.insert(generations).on_conflict_do_nothing(),
     True: postgresql.insert(generations).on_conflict_do_nothing(),
 }
+# SQLite: the same statement with every column, run on the DBAPI cursor (db/prepared.py, ADR 0004).
+_FAST_INSERT_OR_KEEP = PreparedSet(lambda dialect: Prepared(_INSERT_OR_KEEP[False], dialect, _ALL_COLUMNS))
 
 
 class GenerationStore:
@@ -40,6 +44,9 @@ class GenerationStore:
     def insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Write records inside the caller's transaction; a record whose id is already written wins."""
         if not rows:
+            return
+        if conn.dialect.name == "sqlite":
+            RawCursor(conn).executemany(_FAST_INSERT_OR_KEEP.for_dialect(conn.dialect), _complete(rows))
             return
         conn.execute(_INSERT_OR_KEEP[conn.dialect.name == "postgresql"], _uniform(rows))
 
@@ -66,6 +73,19 @@ def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return rows
     filled = {key: _default(key) for key in keys}
     return [{**filled, **row} for row in rows]
+
+
+def _complete(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every column in every row: what a row leaves out gets the column's default, as Core would give it
+    (callable defaults such as `created_at` evaluated once per row)."""
+    unknown = set().union(*rows) - _COLUMNS
+    if unknown:
+        raise ValueError(f"unknown generation column(s): {', '.join(sorted(unknown))}")
+    completed = []
+    for row in rows:
+        missing = [key for key in _ALL_COLUMNS if key not in row]
+        completed.append({**row, **{key: _default(key) for key in missing}} if missing else row)
+    return completed
 
 
 def _default(key: str) -> Any:
