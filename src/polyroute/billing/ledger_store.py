@@ -383,11 +383,7 @@ def _close_many_in_one_statement(
     results: list[ClosedReservation | None] = []
     for request in requests:
         row = found.pop(request.ref, None)
-        results.append(
-            None
-            if row is None
-            else ClosedReservation(row.ref, row.account_id, row.key_hash, row.amount_pusd, row.model, row.created_at)
-        )
+        results.append(None if row is None else ClosedReservation(*row))
     return results
 
 

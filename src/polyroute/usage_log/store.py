@@ -25,8 +25,10 @@ _INSERT_OR_KEEP = {
     False: sqlite.insert(generations).on_conflict_do_nothing(),
     True: postgresql.insert(generations).on_conflict_do_nothing(),
 }
-# SQLite: the same statement with every column, run on the DBAPI cursor (db/prepared.py, ADR 0004).
-_FAST_INSERT_OR_KEEP = PreparedSet(lambda dialect: Prepared(_INSERT_OR_KEEP[False], dialect, _ALL_COLUMNS))
+# The same statement with every column, compiled once and run on the DBAPI cursor (db/prepared.py, ADR 0004).
+_FAST_INSERT_OR_KEEP = PreparedSet(
+    lambda dialect: Prepared(_INSERT_OR_KEEP[dialect.name == "postgresql"], dialect, _ALL_COLUMNS)
+)
 
 
 class GenerationStore:
@@ -45,10 +47,7 @@ class GenerationStore:
         """Write records inside the caller's transaction; a record whose id is already written wins."""
         if not rows:
             return
-        if conn.dialect.name == "sqlite":
-            RawCursor(conn).executemany(_FAST_INSERT_OR_KEEP.for_dialect(conn.dialect), _complete(rows))
-            return
-        conn.execute(_INSERT_OR_KEEP[conn.dialect.name == "postgresql"], _uniform(rows))
+        RawCursor(conn).executemany(_FAST_INSERT_OR_KEEP.for_dialect(conn.dialect), _complete(rows))
 
     @classmethod
     def insert_work(cls, row: dict[str, Any]) -> SyncWork[None]:
