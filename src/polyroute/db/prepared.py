@@ -20,6 +20,7 @@ statements without expanding parameters are accepted.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection
@@ -32,7 +33,7 @@ Processor = Callable[[Any], Any] | None
 
 
 class Prepared:
-    __slots__ = ("_binds", "_results", "sql")
+    __slots__ = ("_binds", "_defaulted", "_get", "_process_at", "_results", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None = None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=None if column_keys is None else list(column_keys))
@@ -49,12 +50,25 @@ class Prepared:
         for name, bind in compiled.binds.items():
             if name not in defaults and not bind.required and bind.callable is None:
                 defaults[name] = _constant(bind.value)
-        self._binds = tuple((name, processors.get(name), defaults.get(name)) for name in compiled.positiontup)
+        names = tuple(compiled.positiontup)
+        self._binds = tuple((name, processors.get(name), defaults.get(name)) for name in names)
+        # The common case, every value given: one itemgetter, then the few processors by position.
+        self._get = itemgetter(*names) if len(names) > 1 else (lambda values: (values[names[0]],) if names else ())
+        self._process_at = tuple((i, process) for i, (_, process, _) in enumerate(self._binds) if process)
+        self._defaulted = frozenset(name for name, _, default in self._binds if default is not None)
         self._results: tuple[Processor, ...] = tuple(
             column.type._cached_result_processor(dialect, None) for column in compiled._result_columns or ()
         )
 
     def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        if not self._defaulted or self._defaulted.issubset(values):
+            got = self._get(values)
+            if not self._process_at:
+                return tuple(got)
+            params = list(got)
+            for i, process in self._process_at:
+                params[i] = process(params[i])
+            return tuple(params)
         params = []
         for name, process, default in self._binds:
             value = values[name] if default is None or name in values else default()

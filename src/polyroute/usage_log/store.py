@@ -82,8 +82,14 @@ def _complete(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise ValueError(f"unknown generation column(s): {', '.join(sorted(unknown))}")
     completed = []
     for row in rows:
-        missing = [key for key in _ALL_COLUMNS if key not in row]
-        completed.append({**row, **{key: _default(key) for key in missing}} if missing else row)
+        if len(row) == len(_ALL_COLUMNS):
+            completed.append(row)
+            continue
+        filled = dict(row)
+        for key in _ALL_COLUMNS:
+            if key not in filled:
+                filled[key] = _default(key)
+        completed.append(filled)
     return completed
 
 
