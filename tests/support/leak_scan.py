@@ -46,6 +46,7 @@ PASSWORD_HASH_PATTERN = re.compile(rb"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=$,.\-]{20
 # Secret-named constants and environment variables (like polyroute/observability/scrub.py).
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|COOKIE|PROMPT)", re.IGNORECASE)
 _NOT_SECRET_SUFFIX = re.compile(r"_(ENV|NAME|FIELD|HEADER|PATH|PREFIX|BYTES|PATTERN|RE|URL|FILE|DIR|LEN|CHARS|S|MS)$")
+_LIMIT_SUFFIX = re.compile(r"_(RPM|TPM|RPD|TTL|TTL_S|LIMIT)$")
 _PROMPT_FIELDS = {"content", "text", "prompt", "system", "input"}
 _KEY_HEADERS = {"x-api-key", "x-goog-api-key", "api-key"}
 _PATTERNS = (
@@ -108,10 +109,19 @@ def register_env(env: Mapping[str, str]) -> None:
         if name.startswith("OTEL_EXPORTER_OTLP_") and name.endswith("HEADERS"):
             for pair in value.split(","):
                 register_secret(f"env {name}", pair.partition("=")[2].strip())
-        elif _SECRET_NAME.search(name) and not value.startswith(("/", ".")):
+        elif _SECRET_NAME.search(name) and not _is_setting(name, value):
             register_secret(f"env {name}", value)
         elif "://" in value:
             register_secret(f"password in {name}", _url_password(value))
+
+
+def _is_setting(name: str, value: str) -> bool:
+    """A secret-sounding name holding no secret: a path, a number (POLYROUTE_KEY_RPM=100000), a TTL."""
+    return (
+        value.startswith(("/", "."))
+        or value.replace(".", "", 1).isdigit()
+        or bool(_NOT_SECRET_SUFFIX.search(name) or _LIMIT_SUFFIX.search(name))
+    )
 
 
 def _url_password(url: str) -> str:

@@ -111,6 +111,9 @@ def test_what_the_suite_used_is_registered_without_listing_it(registry: Path):
             "POLYROUTE_REDIS_URL": "redis://user:redis-password-0004@127.0.0.1:6379/0",
             "POLYROUTE_DATA_DIR": "/tmp/some/data/dir",
             "POLYROUTE_KEY_CACHE_PATH": "/tmp/not/a/secret",
+            "POLYROUTE_KEY_TPM": "100000000000",  # settings with secret-sounding names, numbers
+            "POLYROUTE_KEY_CACHE_TTL_S": "30.5",
+            "POLYROUTE_ACCOUNT_RPM": "100000000",
         }
     )
     headers = {"Authorization": "Bearer sk-upstream-bearer-0005", "x-goog-api-key": "AIza-goog-0006"}
