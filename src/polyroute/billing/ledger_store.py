@@ -18,7 +18,9 @@ closed fails on the unique `(ref, 'reserve')` entry: nothing is held twice (see 
 
 The `*_many` forms take a whole group-commit batch (db/write_batcher.py): the conditional holds run
 one statement per request, everything else (inserts, total updates aggregated per account and key)
-one statement per batch. Statements are built once and reused with bound parameters.
+one statement per batch. Statements are built once and reused with bound parameters; on SQLite the
+hot ones (reserve, close) are compiled once and run on the DBAPI cursor with SQLAlchemy's own bind
+and result processing (`db/prepared.py`, ADR 0004), the rest through Core.
 
 Writes are plain functions of a sync `Connection` (`*_sync`), so the writer runs a whole batch in one
 call (one thread hand-off on SQLite); the async forms run the same code through `run_sync`.
