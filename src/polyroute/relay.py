@@ -188,7 +188,7 @@ class Relay:
         # No fallback models of its own: the operator's configured chain for the model, if any.
         slugs = [model, *(request.models or self.catalog.resolve(model)[0].fallbacks)]
         keys = [(m.id, e.provider) for m in (self.catalog.resolve(s)[0] for s in slugs) for e in m.endpoints]
-        health = self.health.snapshot(keys, fresh=False)
+        health = self.health.snapshot(keys)
         sent = [*request.params, *(["max_tokens"] if request.max_tokens is not None else [])]
         planned = plan_attempts(self.catalog, slugs, preferences, health, self.rng, sent)
         # Drop endpoints that would refuse the body (images, tools, JSON schema) before any call.
@@ -197,7 +197,7 @@ class Relay:
     def _start(self, request: ChatRequest) -> tuple[list[Attempt], _AttemptLoop]:
         attempts = self.plan(request)
         self.retry_budget.deposit()
-        snapshot = self.health.snapshot((a.key for a in attempts), fresh=False)
+        snapshot = self.health.snapshot(a.key for a in attempts)
         probes = {
             a.key
             for a in attempts

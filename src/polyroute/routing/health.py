@@ -80,9 +80,7 @@ class HealthStore(Protocol):
 
     def record_failure(self, key: EndpointKey, *, retry_after_s: float | None = None) -> None: ...
 
-    def snapshot(self, keys: Iterable[EndpointKey], *, fresh: bool = True) -> HealthSnapshot:
-        """`fresh=False` (routing): figures up to the stats refresh period old; state always current."""
-        ...
+    def snapshot(self, keys: Iterable[EndpointKey]) -> HealthSnapshot: ...
 
     def claim_probe(self, key: EndpointKey) -> bool: ...
 
@@ -123,7 +121,6 @@ class _Endpoint:
     probe_in_flight: bool = False
     cached: EndpointStats | None = None
     cached_at_s: float = -math.inf
-    dirty: bool = False  # a success arrived since `cached` was computed (state unchanged by it)
 
 
 class MemoryHealth:
@@ -167,12 +164,6 @@ class MemoryHealth:
         """`ago_s`: the outcome happened that long ago (another process's, merged late)."""
         now = self._clock() - ago_s
         entry = self._get(key)
-        # Only a success after failures or during an ejection can change the state; any other one
-        # changes figures only, which routing may read up to `stats_refresh_s` late (recomputing the
-        # percentiles after every success was about 7 % of a request under load).
-        if entry.consecutive_failures or entry.probe_in_flight or entry.ejected_until_s is not None:
-            entry.cached = None
-        entry.dirty = True
         throughput = None
         if ttft_s is not None and completion_tokens > 1 and latency_s > ttft_s:
             throughput = (completion_tokens - 1) / (latency_s - ttft_s)
@@ -182,6 +173,7 @@ class MemoryHealth:
         if entry.ejected_until_s is not None:  # a successful probe closes the circuit
             entry.ejected_until_s = None
             entry.ejections = max(0, entry.ejections - 1)
+        entry.cached = None
 
     def record_failure(self, key: EndpointKey, *, retry_after_s: float | None = None, ago_s: float = 0.0) -> None:
         now = self._clock() - ago_s
@@ -230,9 +222,9 @@ class MemoryHealth:
             return HealthState.DEGRADED
         return HealthState.OK
 
-    def _stats(self, entry: _Endpoint, now: float, fresh: bool = True) -> EndpointStats:
+    def _stats(self, entry: _Endpoint, now: float) -> EndpointStats:
         cached = entry.cached
-        if cached is not None and (not fresh or not entry.dirty) and now - entry.cached_at_s < self._stats_refresh_s:
+        if cached is not None and now - entry.cached_at_s < self._stats_refresh_s:
             state = self._state(entry, now)
             if state is cached.state:
                 return cached
@@ -248,12 +240,12 @@ class MemoryHealth:
             ejected_until_s=entry.ejected_until_s,
             consecutive_failures=entry.consecutive_failures,
         )
-        entry.cached, entry.cached_at_s, entry.dirty = stats, now, False
+        entry.cached, entry.cached_at_s = stats, now
         return stats
 
-    def snapshot(self, keys: Iterable[EndpointKey], *, fresh: bool = True) -> HealthSnapshot:
+    def snapshot(self, keys: Iterable[EndpointKey]) -> HealthSnapshot:
         now = self._clock()
-        found = {key: self._stats(entry, now, fresh) for key in keys if (entry := self._endpoints.get(key)) is not None}
+        found = {key: self._stats(entry, now) for key in keys if (entry := self._endpoints.get(key)) is not None}
         return HealthSnapshot(found)
 
     def all_stats(self) -> dict[EndpointKey, EndpointStats]:

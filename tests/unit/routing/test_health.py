@@ -116,29 +116,3 @@ def test_a_failure_while_half_open_ejects_again_even_without_this_processs_probe
     assert stats.state is HealthState.EJECTED and stats.ejected_until_s == clock.now + 60
     health.record_failure(KEY, ago_s=10)  # happened before this ejection ended: no new ejection
     assert health.snapshot([KEY]).of(KEY).ejected_until_s == clock.now + 60
-
-
-def test_routing_reads_figures_up_to_the_refresh_period_old_but_state_and_display_at_once():
-    clock = Clock()
-    health = MemoryHealth(clock, stats_refresh_s=1.0)
-    health.record_success(KEY, ttft_s=0.1, latency_s=1.0, completion_tokens=10)
-    assert health.snapshot([KEY], fresh=False).of(KEY).latency_s.p50 == 1.0  # type: ignore[union-attr]
-    health.record_success(KEY, ttft_s=0.1, latency_s=3.0, completion_tokens=10)
-    health.record_success(KEY, ttft_s=0.1, latency_s=3.0, completion_tokens=10)
-    # Routing: the figures computed 0 s ago stand (no percentiles recomputed per success) ...
-    assert health.snapshot([KEY], fresh=False).of(KEY).latency_s.p50 == 1.0  # type: ignore[union-attr]
-    # ... while a display read sees every success at once,
-    assert health.snapshot([KEY]).of(KEY).latency_s.p50 == 3.0  # type: ignore[union-attr]
-    for _ in range(4):
-        health.record_success(KEY, ttft_s=0.1, latency_s=5.0, completion_tokens=10)
-    clock.now += 1.01  # and routing once the refresh period is over (samples 1, 3, 3, 5, 5, 5, 5).
-    assert health.snapshot([KEY], fresh=False).of(KEY).latency_s.p50 == 5.0  # type: ignore[union-attr]
-    # A state change is never late: failures, then the success that ends them.
-    for _ in range(3):
-        health.record_failure(KEY)
-    assert health.snapshot([KEY], fresh=False).of(KEY).state is HealthState.EJECTED
-    clock.now += 31
-    assert health.claim_probe(KEY)
-    assert health.snapshot([KEY], fresh=False).of(KEY).state is HealthState.PROBING
-    health.record_success(KEY, ttft_s=0.1, latency_s=1.0, completion_tokens=10)  # the probe succeeds
-    assert health.snapshot([KEY], fresh=False).of(KEY).state is HealthState.OK
