@@ -33,29 +33,26 @@ def scrub(text: str, secret: Secret | None) -> str:
 async def error_from_response(response: aiohttp.ClientResponse, secret: Secret | None) -> UpstreamError:
     try:
         body = await response.content.read(MAX_RAW_ERROR_CHARS * 4)
-        raw = body.decode("utf-8", "replace")[:MAX_RAW_ERROR_CHARS]
     except (aiohttp.ClientError, ConnectionError, TimeoutError):
-        raw = ""
-    return UpstreamError(
-        FailureKind.HTTP,
-        f"upstream answered HTTP {response.status}",
-        status=response.status,
-        raw=scrub(raw, secret),
-        retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
-    )
+        body = b""
+    return _http_error(response.status, body, response.headers.get("Retry-After"), secret)
 
 
 async def error_from_lean_response(response: LeanResponse, secret: Secret | None) -> UpstreamError:
     """The same as `error_from_response`, for the lean client's response."""
     try:
         body = await response.read_up_to(MAX_RAW_ERROR_CHARS * 4)
-        raw = body.decode("utf-8", "replace")[:MAX_RAW_ERROR_CHARS]
     except (ProtocolBroken, ConnectFailed, TimeoutError):
-        raw = ""
+        body = b""
+    return _http_error(response.status, body, response.headers.get("Retry-After"), secret)
+
+
+def _http_error(status: int, body: bytes, retry_after: str | None, secret: Secret | None) -> UpstreamError:
+    raw = body.decode("utf-8", "replace")[:MAX_RAW_ERROR_CHARS]
     return UpstreamError(
         FailureKind.HTTP,
-        f"upstream answered HTTP {response.status}",
-        status=response.status,
+        f"upstream answered HTTP {status}",
+        status=status,
         raw=scrub(raw, secret),
-        retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+        retry_after_s=parse_retry_after(retry_after),
     )
