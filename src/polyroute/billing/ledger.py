@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyroute.billing import ledger_store as store
@@ -43,7 +43,7 @@ from polyroute.billing.reservation import (
 )
 from polyroute.billing.unsure_reserves import UnsureReserves
 from polyroute.db.tables import utc_now
-from polyroute.db.write_batcher import SyncWork, WriteBatcher
+from polyroute.db.write_batcher import SyncWork, WriteBatcher, connection_lost
 from polyroute.domain.errors import GatewayError, PaymentRequired
 
 log = logging.getLogger(__name__)
@@ -280,11 +280,9 @@ class Ledger:
 
 def _unreachable(error: BaseException) -> bool:
     """The database could not be reached or the connection died (maybe after the COMMIT landed):
-    worth trying again. asyncpg's "connection was closed in the middle of operation" arrives as a
-    plain DBAPIError that SQLAlchemy marks as a disconnect."""
-    if isinstance(error, OperationalError | InterfaceError | OSError):
-        return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    worth trying again. Wider than the writer's `connection_lost`: an OperationalError (e.g. a lock
+    or connect failure outlasting the writer's own retries) is retried here too."""
+    return isinstance(error, OperationalError) or connection_lost(error)
 
 
 def _payment_required(refusal: Refusal, outcome: ReserveOutcome, key: KeyBudget) -> PaymentRequired:
