@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator
 
 from starlette.types import Receive, Scope, Send
 
-from polyroute.domain.ready import Pending, step
+from polyroute.http.ready_step import Pending, step
 
 KEEPALIVE_COMMENT = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"

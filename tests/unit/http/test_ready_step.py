@@ -1,4 +1,4 @@
-"""domain.ready.step: results that are ready come back at once; the rest behaves like a plain await."""
+"""http.ready_step.step: results that are ready come back at once; the rest behaves like a plain await."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from polyroute.domain.ready import Pending, step
+from polyroute.http.ready_step import Pending, step
 
 
 async def _ready() -> int:

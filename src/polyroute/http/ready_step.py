@@ -5,7 +5,8 @@ next event of a stream whose bytes are already buffered), its result comes back 
 no loop iteration. Otherwise a `Pending` comes back, to await (or to wrap in a task) for the rest;
 the event loop then sees exactly what it would have seen had the awaitable been awaited from the
 start: the same future to wait on, then its result or exception, cancellation included, sent back.
-Used on the streaming path (issue #9), where most events are ready when asked for.
+Used on the streaming path (issue #9), where most events are ready when asked for. It lives in
+`http/` (not `domain/`, which holds plain value types) because only the SSE writer uses it.
 """
 
 from __future__ import annotations
