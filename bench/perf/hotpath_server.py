@@ -174,7 +174,7 @@ def main() -> None:
     instrument()
     app = _TimeRequests(create_app(settings))
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", lifespan="on", access_log=False
+        app, host="127.0.0.1", port=port, loop="uvloop", http=_http_protocol(), lifespan="on", access_log=False
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises the stop signal once it has shut down: turn it into SystemExit so the
@@ -193,5 +193,15 @@ def main() -> None:
             json.dump(summary(), out, indent=1)
 
 
+def _http_protocol() -> Any:
+    """`polyroute serve`'s protocol class where the measured src/ has one (else uvicorn's httptools)."""
+    try:
+        from polyroute.http.server_protocol import HttpProtocol
+    except ImportError:
+        return "httptools"
+    return HttpProtocol
+
+
 if __name__ == "__main__":
     main()
+

@@ -10,6 +10,7 @@ import tempfile
 import uvicorn
 
 from polyroute.catalog.config import ConfigError
+from polyroute.http.server_protocol import HttpProtocol
 from polyroute.http.services import build_catalog
 from polyroute.logging_setup import configure_logging, uvicorn_log_config
 from polyroute.settings import Settings
@@ -35,7 +36,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
         port=port,
         workers=workers if workers > 1 else None,
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,  # httptools, one write per response head + body (server_protocol.py)
         lifespan="on",
         access_log=False,
         log_config=uvicorn_log_config(settings.log_level),
