@@ -64,6 +64,24 @@ async def test_after_expiry_one_request_reads_while_the_others_use_the_stale_cop
     assert store.reads == 2
 
 
+async def test_an_entry_near_expiry_is_refreshed_in_the_background_without_waiting() -> None:
+    store, clock = _Store(), _Clock()
+    cache = _cache(store, clock)
+    await cache.get("k")  # fresh until 101.0
+    store.value, clock.now_s = "v2", 100.5
+    assert await cache.get("k") == "k:v1" and store.reads == 1  # half the TTL left: no read
+    clock.now_s = 100.8  # in the last quarter of the TTL
+    store.release.clear()
+    assert [await cache.get("k") for _ in range(10)] == ["k:v1"] * 10  # answered at once, fresh copy
+    await asyncio.sleep(0)
+    assert store.reads == 2  # one background read, not one per request
+    store.release.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    clock.now_s = 101.5  # the old copy has expired; the refreshed one (read at 100.8) has not
+    assert await cache.get("k") == "k:v2" and store.reads == 2
+
+
 async def test_a_copy_expired_more_than_a_ttl_ago_is_never_served() -> None:
     store, clock = _Store(), _Clock()
     cache = _cache(store, clock)
