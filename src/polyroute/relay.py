@@ -37,7 +37,7 @@ from polyroute.providers.registry import ProviderPool
 from polyroute.relay_failures import is_request_fault, upstream_failure
 from polyroute.routing.capabilities import capable_attempts
 from polyroute.routing.health import HealthState, HealthStore, MemoryHealth
-from polyroute.routing.plan import Attempt, plan_attempts
+from polyroute.routing.plan import Attempt, plan_attempts, uses_endpoint_stats
 from polyroute.routing.preferences import parse_preferences
 from polyroute.routing.retry import RetryBudget, RetryPolicy, retry_wait_s
 
@@ -187,8 +187,10 @@ class Relay:
         preferences = parse_preferences(request.provider)
         # No fallback models of its own: the operator's configured chain for the model, if any.
         slugs = [model, *(request.models or self.catalog.resolve(model)[0].fallbacks)]
-        keys = [(m.id, e.provider) for m in (self.catalog.resolve(s)[0] for s in slugs) for e in m.endpoints]
-        health = self.health.snapshot(keys)
+        resolved = [self.catalog.resolve(s) for s in slugs]
+        keys = [(m.id, e.provider) for m, _ in resolved for e in m.endpoints]
+        window = uses_endpoint_stats(preferences, (variant for _, variant in resolved))
+        health = self.health.snapshot(keys, window=window)
         sent = [*request.params, *(["max_tokens"] if request.max_tokens is not None else [])]
         planned = plan_attempts(self.catalog, slugs, preferences, health, self.rng, sent)
         # Drop endpoints that would refuse the body (images, tools, JSON schema) before any call.
@@ -197,7 +199,7 @@ class Relay:
     def _start(self, request: ChatRequest) -> tuple[list[Attempt], _AttemptLoop]:
         attempts = self.plan(request)
         self.retry_budget.deposit()
-        snapshot = self.health.snapshot(a.key for a in attempts)
+        snapshot = self.health.snapshot((a.key for a in attempts), window=False)
         probes = {
             a.key
             for a in attempts

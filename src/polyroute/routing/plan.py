@@ -174,6 +174,17 @@ def _variant_endpoints(endpoints: list[EndpointSpec], variant: str | None) -> li
 
 
 _VARIANT_SORTS = {"floor": "price", "nitro": "throughput"}
+_STATS_SORTS = frozenset({"throughput", "latency"})
+
+
+def uses_endpoint_stats(preferences: ProviderPreferences, variants: Iterable[str | None]) -> bool:
+    """Whether planning reads endpoints' uptime and percentiles (not only their health state):
+    a sort by throughput or latency (`:nitro` included) or a preferred throughput/latency cutoff."""
+    if preferences.min_throughput_tps or preferences.max_latency_s:
+        return True
+    if preferences.sort is not None:
+        return preferences.sort in _STATS_SORTS
+    return any(_VARIANT_SORTS.get(variant or "") in _STATS_SORTS for variant in variants)
 
 
 def plan_attempts(

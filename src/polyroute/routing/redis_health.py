@@ -84,8 +84,8 @@ class SharedHealth:
         self.local.record_failure(key, retry_after_s=retry_after_s)
         self._queue([key[0], key[1], self._wall(), 0, None, None, 0, retry_after_s])
 
-    def snapshot(self, keys: Iterable[EndpointKey]) -> HealthSnapshot:
-        return self.local.snapshot(keys)
+    def snapshot(self, keys: Iterable[EndpointKey], *, window: bool = True) -> HealthSnapshot:
+        return self.local.snapshot(keys, window=window)
 
     def claim_probe(self, key: EndpointKey) -> bool:
         return self.local.claim_probe(key)  # probes stay per process: each may test a recovered endpoint

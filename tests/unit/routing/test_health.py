@@ -116,3 +116,20 @@ def test_a_failure_while_half_open_ejects_again_even_without_this_processs_probe
     assert stats.state is HealthState.EJECTED and stats.ejected_until_s == clock.now + 60
     health.record_failure(KEY, ago_s=10)  # happened before this ejection ended: no new ejection
     assert health.snapshot([KEY]).of(KEY).ejected_until_s == clock.now + 60
+
+
+def test_a_state_only_snapshot_has_the_same_state_and_no_window_figures():
+    clock = Clock()
+    health = MemoryHealth(clock, eject_after=2)
+    health.record_success(KEY, ttft_s=0.2, latency_s=1.0, completion_tokens=10)
+    assert health.snapshot([KEY], window=False).of(KEY).ttft_s is None  # not computed
+    assert health.snapshot([KEY]).of(KEY).ttft_s is not None
+    for _ in range(2):
+        health.record_failure(KEY)
+        full, lean = health.snapshot([KEY]).of(KEY), health.snapshot([KEY], window=False).of(KEY)
+        assert (lean.state, lean.ejected_until_s, lean.consecutive_failures) == (
+            full.state,
+            full.ejected_until_s,
+            full.consecutive_failures,
+        )
+    assert lean.state is HealthState.EJECTED

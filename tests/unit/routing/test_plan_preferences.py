@@ -12,8 +12,8 @@ from polyroute.catalog.catalog import Catalog
 from polyroute.catalog.types import EndpointSpec, ModelSpec, Pricing, ProviderSpec
 from polyroute.domain.errors import BadRequest, NotFound
 from polyroute.routing.health import EndpointStats, HealthSnapshot, HealthState, Percentiles
-from polyroute.routing.plan import plan_attempts
-from polyroute.routing.preferences import parse_preferences
+from polyroute.routing.plan import plan_attempts, uses_endpoint_stats
+from polyroute.routing.preferences import ProviderPreferences, parse_preferences
 
 M = 1_000_000  # pUSD per token = USD 1 per million tokens
 
@@ -177,3 +177,14 @@ def test_model_fallbacks_come_after_the_requested_models_endpoints():
 def test_invalid_preferences_are_400(provider):
     with pytest.raises(BadRequest, match="provider"):
         parse_preferences(provider)
+
+
+def test_planning_reads_endpoint_figures_only_when_a_sort_or_cutoff_needs_them():
+    prefs = ProviderPreferences
+    assert not uses_endpoint_stats(prefs(), [None, "free", "floor"])
+    assert not uses_endpoint_stats(prefs(sort="price"), ["nitro"])  # the request's own sort wins
+    assert uses_endpoint_stats(prefs(), [None, "nitro"])
+    assert uses_endpoint_stats(prefs(sort="latency"), [None])
+    assert uses_endpoint_stats(prefs(sort="throughput"), [None])
+    assert uses_endpoint_stats(prefs(min_throughput_tps={"p50": 10.0}), [None])
+    assert uses_endpoint_stats(prefs(max_latency_s={"p90": 1.0}), [None])
