@@ -9,6 +9,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from polyroute.domain.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
 
@@ -18,6 +19,23 @@ _encode = msgspec.json.encode
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(_encode(body), status_code=status, headers=headers, media_type="application/json")
+
+
+class EncodedJSONResponse:
+    """A JSON body already encoded, as one start and one body message: the chat hot path's response,
+    without Starlette's Response header handling (issue #9). Same headers as `json_response`."""
+
+    __slots__ = ("_body", "_headers", "_status")
+
+    def __init__(self, body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        raw = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+        for name, value in (headers or {}).items():
+            raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        self._body, self._status, self._headers = body, status, raw
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self._status, "headers": self._headers})
+        await send({"type": "http.response.body", "body": self._body})
 
 
 def error_response(

@@ -8,7 +8,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from polyroute.accounts.types import ApiKey
@@ -20,7 +19,7 @@ from polyroute.domain.errors import BadRequest, Forbidden, GatewayError, Interna
 from polyroute.domain.ids import new_generation_id
 from polyroute.http import wire
 from polyroute.http.chat_schema import parse_chat_request
-from polyroute.http.responses import json_response
+from polyroute.http.responses import EncodedJSONResponse
 from polyroute.http.services import Services
 from polyroute.http.sse import DONE, FLUSH, KEEPALIVE_COMMENT, SSEResponse
 from polyroute.limits.concurrency import ConcurrencyGate, Overloaded
@@ -62,7 +61,7 @@ def attribution_of(request: Request) -> Attribution:
 class _LeavesGate:
     """The handler's response, leaving the concurrency gate once it is fully sent (streams included)."""
 
-    def __init__(self, response: Response | SSEResponse, gate: ConcurrencyGate) -> None:
+    def __init__(self, response: EncodedJSONResponse | SSEResponse, gate: ConcurrencyGate) -> None:
         self._response = response
         self._gate = gate
 
@@ -73,7 +72,7 @@ class _LeavesGate:
             self._gate.leave()
 
 
-async def chat_completions(request: Request) -> Response | SSEResponse | _LeavesGate:
+async def chat_completions(request: Request) -> EncodedJSONResponse | SSEResponse | _LeavesGate:
     services: Services = request.app.state.services
     if not services.gate.try_enter():
         raise Overloaded()  # shed at once: no queue, no database or upstream work
@@ -116,7 +115,7 @@ async def admit(services: Services, key: ApiKey, chat: ChatRequest) -> Subject |
     return subject if counts_tokens else None
 
 
-async def _chat_completions(request: Request, services: Services) -> Response | SSEResponse:
+async def _chat_completions(request: Request, services: Services) -> EncodedJSONResponse | SSEResponse:
     started_s = time.perf_counter()
     with span("polyroute.auth"):
         key = await services.authenticator.authenticate(request.headers.get("authorization"))
@@ -156,22 +155,24 @@ async def _respond(
     chat: ChatRequest,
     headers: dict[str, str],
     correct: TokenCorrection | None = None,
-) -> Response | SSEResponse:
+) -> EncodedJSONResponse | SSEResponse:
     created_s = int(time.time())
     if not chat.stream:
         result = await services.relay.complete(call, chat)
         if correct is not None:
             await correct(result.usage.total_tokens)  # before the reply: the client's next call sees it
-        return json_response(
-            wire.completion_body(
-                generation_id=call.generation_id,
-                created_s=created_s,
-                model_id=result.attempt.model.id,
-                provider_name=result.attempt.provider.display_name,
-                choices=result.completion.choices,
-                system_fingerprint=result.completion.system_fingerprint,
-                usage=result.usage,
-                cost=result.cost,
+        return EncodedJSONResponse(
+            _encode(
+                wire.completion_body(
+                    generation_id=call.generation_id,
+                    created_s=created_s,
+                    model_id=result.attempt.model.id,
+                    provider_name=result.attempt.provider.display_name,
+                    choices=result.completion.choices,
+                    system_fingerprint=result.completion.system_fingerprint,
+                    usage=result.usage,
+                    cost=result.cost,
+                )
             ),
             headers=headers,
         )

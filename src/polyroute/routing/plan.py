@@ -25,7 +25,9 @@ from polyroute.catalog.catalog import Catalog
 from polyroute.catalog.types import EndpointSpec, ModelSpec, ProviderSpec
 from polyroute.domain.errors import NoProviderAvailable, NotFound
 from polyroute.routing.health import EndpointStats, HealthSnapshot, HealthState, Percentiles
-from polyroute.routing.preferences import DEFAULT_PREFERENCES, ProviderPreferences
+from polyroute.routing.preferences import DEFAULT_PREFERENCES, MaxPrice, ProviderPreferences
+
+_NO_MAX_PRICE = MaxPrice()
 
 # Parameters every endpoint takes (the adapters always forward them): never a reason to skip one.
 _ALWAYS_SUPPORTED = frozenset({"stop", "user", "parallel_tool_calls", "cache_control"})
@@ -60,8 +62,19 @@ class _Filter:
         self.catalog = catalog
         self.needed = frozenset(sent_parameters) - _ALWAYS_SUPPORTED
         self.reasons: dict[str, None] = {}
+        # The common request filters nothing: skip the per-endpoint checks (issue #9).
+        self._filters = bool(
+            prefs.only
+            or prefs.ignore
+            or prefs.data_collection == "deny"
+            or prefs.quantizations
+            or prefs.max_price != _NO_MAX_PRICE
+            or prefs.require_parameters
+        )
 
     def keep(self, endpoint: EndpointSpec) -> bool:
+        if not self._filters:
+            return True
         prefs = self.prefs
         names = _names_of(self.catalog.provider(endpoint.provider))
         checks = (
