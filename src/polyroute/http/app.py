@@ -20,6 +20,7 @@ from polyroute.http import (
     routes_metrics,
     routes_models,
 )
+from polyroute.http.chat_dispatch import ChatDispatch
 from polyroute.http.responses import handle_gateway_error, handle_http_exception, handle_unexpected
 from polyroute.http.services import start_services, stop_services
 from polyroute.observability.middleware import ObservabilityMiddleware
@@ -62,19 +63,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await stop_services(app.state.services)
 
     routes = api_routes()
+    # The hot path at the top level: matched by one dict lookup in ChatDispatch (issue #9); the
+    # router keeps them for other methods' 405 and for a server mounted under a root path.
+    chat_routes = [
+        Route(f"{prefix}/chat/completions", routes_chat.chat_completions, methods=["POST"]) for prefix in API_PREFIXES
+    ]
     middleware = [Middleware(ObservabilityMiddleware)]  # request ids, metrics, access log (pure ASGI)
     if settings.tracing != "off":  # inside it: the span sees the request id, the access line the trace id
         from polyroute.observability.tracing_middleware import TracingMiddleware
 
         middleware.append(Middleware(TracingMiddleware))
+    middleware.append(Middleware(ChatDispatch, routes=chat_routes))  # innermost: sees ids, spans, metrics
     return Starlette(
         routes=[
-            # The hot path first, at the top level: matched by one regex, not through a Mount and a
-            # second router (same scope["route"] template for metrics; issue #9).
-            *(
-                Route(f"{prefix}/chat/completions", routes_chat.chat_completions, methods=["POST"])
-                for prefix in API_PREFIXES
-            ),
+            *chat_routes,
             Route("/healthz", routes_health.healthz, methods=["GET"]),
             Route("/readyz", routes_health.readyz, methods=["GET"]),
             Route("/metrics", routes_metrics.metrics_endpoint, methods=["GET"]),  # docs/operations.md
