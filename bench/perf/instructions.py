@@ -1,0 +1,143 @@
+"""Instructions per chat request, counted by valgrind's callgrind: an A/B that a shared machine cannot blur.
+
+    .venv/bin/python bench/perf/instructions.py [--rev COMMIT] [--baseline COMMIT] [--requests 150]
+
+On this shared 2-core VM the CPU time per request moves by 15 to 30 % from one wrk round to the next,
+so a 5 % change cannot be seen in `run.sh`'s figures. callgrind counts the instructions the gateway
+process executes in user space (its Python, the C extensions, uvloop, SQLite), which stay the same
+for the same code and inputs whatever else the machine does. Each variant (the working tree or
+`--rev`, and `--baseline`) runs `polyroute serve` under callgrind with the same config, database
+kind, key and credits as `run.py`, against the nginx mock; after a warm-up the counters are zeroed,
+N sequential non-streaming requests are sent, the counters dumped, and the same again for streams.
+
+What it does not count: the kernel's work (system calls, loopback TCP), so fewer writes or fewer
+packets show up in `run.sh`'s CPU time, not here; and time spent waiting. Background timers (the
+WAL checkpointer, lease renewals) add a little per second of wall time; under callgrind a request
+takes about 50 times as long, so keep N the same across variants. Both variants run at once (one
+core each): instruction counts do not depend on contention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import gateway
+import mock_upstream
+import seq_latency
+from procs import Processes, free_port
+
+CHAT = "/api/v1/chat/completions"
+_SUMMARY = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rev", help="measure this commit's src/ instead of the working tree")
+    parser.add_argument("--baseline", help="also measure this commit's src/, side by side")
+    parser.add_argument("--requests", type=int, default=150, help="measured requests per kind")
+    parser.add_argument("--warmup", type=int, default=40, help="requests per kind before counting")
+    args = parser.parse_args()
+    variants = [("after", args.rev)] + ([("before", args.baseline)] if args.baseline else [])
+    root = Path(tempfile.mkdtemp(prefix="polyroute-instr."))
+    procs = Processes(root)
+    try:
+        mock_upstream.write_bodies(root)
+        _, nginx_port = mock_upstream.start_nginx(procs, root, None)
+        with ThreadPoolExecutor(len(variants)) as pool:
+            jobs = [
+                pool.submit(_measure, procs, root / name, name, rev, nginx_port, args.requests, args.warmup)
+                for name, rev in variants
+            ]
+            results = [job.result() for job in jobs]
+    finally:
+        procs.stop_all()
+    print(f"| variant | non-stream instructions/request | stream instructions/request | (N = {args.requests}) |")
+    print("|---|---:|---:|---|")
+    for label, json_ir, sse_ir in results:
+        print(f"| {label} | {json_ir:,.0f} | {sse_ir:,.0f} | |")
+    if len(results) == 2:
+        (_, after_json, after_sse), (_, before_json, before_sse) = results
+        print(f"| after / before | {after_json / before_json:.3f} | {after_sse / before_sse:.3f} | |")
+    return 0
+
+
+def _measure(
+    procs: Processes, root: Path, name: str, rev: str | None, nginx_port: int, requests: int, warmup: int
+) -> tuple[str, float, float]:
+    root.mkdir(parents=True)
+    setup = gateway.prepare(root, nginx_port, free_port(), None, {"PYTHONHASHSEED": "0"})
+    label = "working tree"
+    if rev:
+        short, src = gateway.export_src(rev, root / "rev")
+        setup.env["PYTHONPATH"] = str(src)
+        label = short
+    port = free_port()
+    out = root / "callgrind.out"
+    argv = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        str(gateway.POLYROUTE),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--config",
+        str(setup.config),
+    ]
+    proc = procs.start(f"gateway-{name}", argv, cpus=None, env=setup.env)
+    gateway._wait_ready(port, proc, timeout_s=600)
+    figures = []
+    for model, stream in ((mock_upstream.MODEL_JSON, False), (mock_upstream.MODEL_SSE, True)):
+        conn = seq_latency.Connection(port, CHAT, mock_upstream.client_body(model, stream=stream), setup.key, 120)
+        for _ in range(warmup):
+            _ok(conn.call()[0])
+        _callgrind_control("-z", proc.pid)
+        for _ in range(requests):
+            _ok(conn.call()[0])
+        before = set(root.glob("callgrind.out*"))
+        _callgrind_control("-d", proc.pid)
+        dump = _new_dump(root, before)
+        figures.append(_instructions(dump) / requests)
+        conn.close()
+    return label, figures[0], figures[1]
+
+
+def _ok(status: int) -> None:
+    if status != 200:
+        raise RuntimeError(f"a measured request failed with {status}")
+
+
+def _callgrind_control(flag: str, pid: int) -> None:
+    subprocess.run(["callgrind_control", flag, str(pid)], check=True, capture_output=True, timeout=300)
+
+
+def _new_dump(root: Path, before: set[Path]) -> Path:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        new = set(root.glob("callgrind.out*")) - before
+        if new:
+            time.sleep(0.5)  # let it finish writing
+            return max(new, key=lambda path: path.stat().st_mtime)
+        time.sleep(0.2)
+    raise RuntimeError("callgrind wrote no dump")
+
+
+def _instructions(dump: Path) -> int:
+    found = _SUMMARY.search(dump.read_bytes())
+    if found is None:
+        raise RuntimeError(f"no instruction total in {dump}")
+    return int(found.group(1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
