@@ -172,7 +172,11 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
     instrument()
-    app = _TimeRequests(create_app(settings))
+    try:
+        built = create_app(settings, tune_gc=True)  # as `polyroute serve` (create_server_app)
+    except TypeError:  # a --rev from before the GC tuning
+        built = create_app(settings)
+    app = _TimeRequests(built)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, loop="uvloop", http=_http_protocol(), lifespan="on", access_log=False
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -50,12 +51,32 @@ def api_routes() -> list[Route]:
     ]
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def _tune_gc() -> None:
+    """Everything built at startup (modules, the catalog, SQLAlchemy's compiled statements) lives as
+    long as the process: frozen, the collector's full passes no longer walk it (without this, each
+    took about 58 ms under load, 4 % of the CPU: issue #9). The young generation is collected every
+    10,000 allocations rather than 700: a request's own objects mostly die by reference counting,
+    and each pass costs about the same whatever the threshold."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
+def create_server_app() -> Starlette:
+    """`polyroute serve`'s app factory (one call per worker process): the app, with the process's
+    garbage collector tuned once the services are up. Tests build apps in their own process with
+    `create_app` and keep their collector as it is."""
+    return create_app(tune_gc=True)
+
+
+def create_app(settings: Settings | None = None, *, tune_gc: bool = False) -> Starlette:
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.services = await start_services(settings)
+        if tune_gc:
+            _tune_gc()
         try:
             yield
         finally:

@@ -30,7 +30,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
     if metrics_dir:  # each worker writes its metric samples here; /metrics adds them up (docs/operations.md)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     uvicorn.run(
-        "polyroute.http.app:create_app",
+        "polyroute.http.app:create_server_app",
         factory=True,
         host=host,
         port=port,
