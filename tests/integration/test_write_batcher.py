@@ -140,7 +140,7 @@ async def test_sync_and_async_units_share_a_batch(migrated_engine: AsyncEngine) 
 async def test_sqlite_checkpoints_happen_off_the_writer(migrated_engine: AsyncEngine) -> None:
     if migrated_engine.dialect.name != "sqlite":
         return  # PostgreSQL has no WAL file of ours to checkpoint
-    batcher = WriteBatcher(migrated_engine)
+    batcher = WriteBatcher(migrated_engine, checkpoint_every_s=0.2)
     auto = await batcher.run(SyncWork(lambda conn: conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()))
     for i in range(3):
         await batcher.run(GenerationStore.insert_work(row(f"gen-{i}")))

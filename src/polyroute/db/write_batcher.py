@@ -79,7 +79,7 @@ class SyncWork(SyncUnit[T]):
 
 
 MAX_BATCH = 256
-CHECKPOINT_EVERY_S = 0.2
+CHECKPOINT_EVERY_S = 1.0  # 0.2 before issue #9: hot pages (balances, index ends) were copied 5 times as often
 _RETRIES = 4
 _RETRY_BACKOFF_S = 0.02
 _CONFLICT_CODES = ("40001", "40P01")  # PostgreSQL serialization failure, deadlock
@@ -104,9 +104,12 @@ def connection_lost(error: BaseException) -> bool:
 
 
 class WriteBatcher:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH, checkpoint_every_s: float = CHECKPOINT_EVERY_S
+    ) -> None:
         self._engine = engine
         self._max_batch = max_batch
+        self._checkpoint_every_s = checkpoint_every_s
         self._queue: list[tuple[Work[Any], asyncio.Future[Any]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -251,7 +254,7 @@ class WriteBatcher:
         if self._checkpoints is None or self._checkpointing is not None:
             return
         loop = asyncio.get_running_loop()
-        if loop.time() - self._checkpointed_at < CHECKPOINT_EVERY_S:
+        if loop.time() - self._checkpointed_at < self._checkpoint_every_s:
             return
         self._checkpointed_at = loop.time()
         self._checkpointing = loop.run_in_executor(self._checkpoints, self._checkpoint)
