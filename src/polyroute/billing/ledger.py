@@ -20,6 +20,7 @@ reserve that fails is refused with 503 (Retry-After) and, if it landed, released
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,13 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polyroute.billing import ledger_store as store
-from polyroute.billing.ledger_store import CloseRequest, KeyBudget, ReserveOutcome, ReserveRequest
+from polyroute.billing.ledger_store import (
+    ClosedReservation,
+    CloseRequest,
+    KeyBudget,
+    ReserveOutcome,
+    ReserveRequest,
+)
 from polyroute.billing.ledger_units import CloseUnit, Record, RecordFor, RecordWriter, ReserveUnit
 from polyroute.billing.reservation import (
     NEGATIVE_BALANCE_MESSAGE,
@@ -97,12 +104,16 @@ class Ledger:
         self._finish_wait_s = finish_wait_s
         self.open_holds: dict[str, Hold] = {}  # reserved and not yet closed, by ref (leases renew these)
         self._finishing: set[asyncio.Task[None]] = set()
+        self._first_attempts: set[asyncio.Future[ClosedReservation | None]] = (
+            set()
+        )  # closes at the writer, not yet answered
+        self._retries: dict[str, asyncio.Task[None]] = {}  # by ref: closes whose first attempt failed
         self.unsure = UnsureReserves(batcher)  # failed reserves that may have landed: released soon
 
     @property
     def pending(self) -> int:
         """Closes still running in the background (finishes, and releases of unsure reserves)."""
-        return len(self._finishing) + len(self.unsure.pending)
+        return len(self._first_attempts) + len(self._finishing) + len(self.unsure.pending)
 
     # --- authorize --------------------------------------------------------------------------------
     async def authorize(
@@ -178,27 +189,62 @@ class Ledger:
 
     # --- finish -----------------------------------------------------------------------------------
     async def finish(self, hold: Hold, charge_pusd: int, record: Record | None = None) -> None:
-        """Settle `charge_pusd` (release when 0) and write `record` in the same transaction. Once per hold."""
+        """Settle `charge_pusd` (release when 0) and write `record` in the same transaction. Once per hold.
+
+        The close goes straight to the writer; only if that first attempt fails does a background task
+        take over (`_close`: retries while the database is unreachable, or settles without the record).
+        The outcome is handled by the first attempt's done callback whether or not the caller still
+        waits (issue #9: a task, `wait_for` and two more loop passes per request are saved)."""
         if hold.done:
             return
         hold.done = True
         if hold.amount_pusd == 0 and record is None:
             return  # nothing was held and nothing is to be written
-        task = asyncio.ensure_future(self._close(hold, charge_pusd, record))
-        self._track(task)
+        work = self._closing_work(hold, charge_pusd, record)
         try:
-            await asyncio.wait_for(asyncio.shield(task), self._finish_wait_s)
+            first = self._batcher.submit(work)
+        except RuntimeError:  # the writer is closing: the background path reports it
+            self._track(asyncio.ensure_future(self._close(hold, charge_pusd, record)))
+            return
+        self._first_attempts.add(first)
+        first.add_done_callback(lambda done: self._first_attempt_done(done, hold, charge_pusd, record))
+        try:
+            async with asyncio.timeout(self._finish_wait_s):
+                with contextlib.suppress(SQLAlchemyError, OSError):  # then the callback started retries
+                    await asyncio.shield(first)
+                retries = self._retries.get(hold.ref)
+                if retries is not None:
+                    await asyncio.shield(retries)
         except TimeoutError:
             log.warning("settling %s is slow; it continues in the background", hold.ref)
+
+    def _first_attempt_done(
+        self, done: asyncio.Future[ClosedReservation | None], hold: Hold, charge_pusd: int, record: Record | None
+    ) -> None:
+        if done.cancelled() or (error := done.exception()) is not None:
+            # Unsure whether it landed: run the close again in the background (a close is idempotent).
+            log.warning(
+                "settling %s failed (%s); retrying", hold.ref, "cancelled" if done.cancelled() else type(error).__name__
+            )
+            task = asyncio.ensure_future(self._close(hold, charge_pusd, record, failed_once=True))
+            self._retries[hold.ref] = task
+            task.add_done_callback(lambda _: self._retries.pop(hold.ref, None))
+            self._track(task)
+        else:
+            if done.result() is None and hold.amount_pusd > 0:
+                log.warning("reservation %s was already closed (voided?): not charged again", hold.ref)
+            self.open_holds.pop(hold.ref, None)
+        self._first_attempts.discard(done)
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
 
-    async def _close(self, hold: Hold, charge_pusd: int, record: Record | None) -> None:
+    async def _close(self, hold: Hold, charge_pusd: int, record: Record | None, *, failed_once: bool = False) -> None:
         try:
             try:
-                await self._run_retrying(self._closing_work(hold, charge_pusd, record), hold.ref)
+                work = self._closing_work(hold, charge_pusd, record)
+                await self._run_retrying(work, hold.ref, failed_once=failed_once)
             except (SQLAlchemyError, OSError) as error:
                 if record is None or _unreachable(error):
                     raise
@@ -206,7 +252,7 @@ class Ledger:
                 log.error(
                     "writing the usage record of %s failed (%s); settling without it", hold.ref, type(error).__name__
                 )
-                await self._run_retrying(self._closing_work(hold, charge_pusd, None), hold.ref)
+                await self._run_retrying(self._closing_work(hold, charge_pusd, None), hold.ref, failed_once=True)
         except (SQLAlchemyError, RuntimeError, OSError) as error:
             log.error(
                 "giving up on settling %s (%s); the sweeper voids it when its lease lapses",
@@ -222,10 +268,10 @@ class Ledger:
             request = CloseRequest(hold.ref, "settle" if charge_pusd > 0 else "release", charge_pusd)
         return CloseUnit(request, self._write_records, record)
 
-    async def _run_retrying(self, work: CloseUnit, ref: str) -> None:
+    async def _run_retrying(self, work: CloseUnit, ref: str, *, failed_once: bool = False) -> None:
         """Run `work`, retrying while the database is unreachable (up to about 40 s). A retry is safe
         even when the failed attempt's COMMIT landed unseen: the close then finds nothing to close."""
-        failed = False
+        failed = failed_once
         for delay_s in (*_FINISH_RETRY_S, None):
             try:
                 closed = await self._batcher.run(work)
@@ -246,8 +292,8 @@ class Ledger:
     async def wait_finishing(self) -> None:
         """Wait for every finish still running, then release unsure reserves (one last attempt);
         called at shutdown, before the writer closes."""
-        while self._finishing:
-            await asyncio.gather(*list(self._finishing), return_exceptions=True)
+        while self._first_attempts or self._finishing:
+            await asyncio.gather(*self._first_attempts, *self._finishing, return_exceptions=True)
         await self.unsure.drain()
 
     async def credits_bought_pusd(self, account_id: int) -> int:
