@@ -19,11 +19,12 @@ statements without expanding parameters are accepted.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Date
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
@@ -43,7 +44,13 @@ class Prepared:
         if "POSTCOMPILE" in compiled.string:
             raise ValueError("expanding parameters are not supported")
         self.sql: str = compiled.string
-        processors: Mapping[str, Any] = compiled._bind_processors
+        processors: dict[str, Any] = dict(compiled._bind_processors)
+        for name, process in processors.items():
+            bind = compiled.binds.get(name)
+            if bind is not None and isinstance(bind.type, Date):
+                # Period starts (today, this week, this month): a handful of values a day, each
+                # formatted once (SQLite's DATE processor builds a dict per value; issue #9).
+                processors[name] = functools.lru_cache(maxsize=64)(process)
         # Columns left out of an INSERT whose default is computed in Python (Core fills them per row).
         defaults = {column.key: _default_of(column) for column in compiled.insert_prefetch}
         # Values bound in the statement itself (`column == "literal"`): used unless the caller gives one.

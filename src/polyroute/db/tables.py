@@ -76,6 +76,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
+            if value.tzinfo is UTC:  # ours always are: the text without its "+00:00"
+                return value.isoformat(" ", "microseconds")[:-6]
             if value.tzinfo is None or value.utcoffset() is None:
                 raise ValueError(f"naive datetime {value!r}: pass a timezone-aware UTC datetime")
             return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -111,7 +111,10 @@ class WriteBatcher:
         self._max_batch = max_batch
         self._checkpoint_every_s = checkpoint_every_s
         self._queue: list[tuple[Work[Any], asyncio.Future[Any]]] = []
-        self._wakeup = asyncio.Event()
+        # The loop the writer runs on, read once: each `asyncio.get_running_loop()` (and so each
+        # asyncio.Event wait) costs a getpid() system call, a few % of a ledger write (issue #9).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[None] | None = None  # the idle writer waits on it for work
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._conn: AsyncConnection | None = None
@@ -136,9 +139,9 @@ class WriteBatcher:
         The unit runs even if the caller stops waiting (cancellation does not reach it)."""
         if self._closing:
             raise RuntimeError("the write batcher is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[T] = self._running_loop().create_future()
         self._queue.append((work, future))
-        self._wakeup.set()
+        self._wake()
         if self._task is None:  # not started (tests, CLI): run inline on the next loop turn
             self.start()
         return future
@@ -146,10 +149,22 @@ class WriteBatcher:
     async def run(self, work: Work[T]) -> T:
         return await self.submit(work)
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     async def _run(self) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+            if not self._queue and not self._closing:
+                self._waiter = self._running_loop().create_future()
+                await self._waiter
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
@@ -253,7 +268,7 @@ class WriteBatcher:
     def _maybe_checkpoint(self) -> None:
         if self._checkpoints is None or self._checkpointing is not None:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         if loop.time() - self._checkpointed_at < self._checkpoint_every_s:
             return
         self._checkpointed_at = loop.time()
@@ -281,7 +296,7 @@ class WriteBatcher:
     async def aclose(self) -> None:
         """Commit everything queued, then stop."""
         self._closing = True
-        self._wakeup.set()
+        self._wake()
         if self._task is not None:
             await self._task
         await self._drop_connection()
