@@ -55,6 +55,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since_s = 0.0
         self.closed = False
         self.generation = 0  # one per response on this connection
+        self._loop = asyncio.get_running_loop()  # created in `_connect`; read once (issue #9)
         self._parser = httptools.HttpResponseParser(self)
         self._reset()
 
@@ -180,22 +181,27 @@ class _Connection(asyncio.Protocol):
     async def exchange(self, request: bytes) -> None:
         """Send the request; return once the final status and headers arrived."""
         assert self.transport is not None
-        self._head = asyncio.get_running_loop().create_future()
+        self._head = self._loop.create_future()
         self.transport.write(request)
         await self._head
 
-    async def read_some(self) -> bytes:
-        """Whatever body arrived (waiting for some); b"" at the end."""
+    async def read_some(self, timeout_s: float | None = None) -> bytes:
+        """Whatever body arrived (waiting for some); b"" at the end. TimeoutError after waiting
+        `timeout_s` for more. A timer exists only while waiting, not per call: most reads of a
+        stream find data already there (cheaper than an `asyncio.timeout` per read; issue #9)."""
         while not self._body:
             if self._error is not None:
                 raise self._error
             if self._complete:
                 return b""
-            self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = self._loop.create_future()
+            timer = None if timeout_s is None else self._loop.call_later(timeout_s, _expire, waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
         piece = self._body.popleft() if len(self._body) == 1 else b"".join(self._drain())
         self._body_bytes -= len(piece)
         if self._paused and self._body_bytes <= PAUSE_AT_BYTES // 2 and self.transport is not None:
@@ -220,6 +226,11 @@ class _Connection(asyncio.Protocol):
             self.close()
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class LeanResponse:
     """An upstream answer: `status`, `headers`, then `read()` (all) or `read_some()` (as it arrives)."""
 
@@ -231,12 +242,14 @@ class LeanResponse:
         self.status = connection.status
         self.headers = connection.headers
 
-    async def read_some(self) -> bytes:
-        return await self._connection.read_some()
+    async def read_some(self, timeout_s: float | None = None) -> bytes:
+        return await self._connection.read_some(timeout_s)
 
-    async def read(self) -> bytes:
+    async def read(self, timeout_s: float | None = None) -> bytes:
+        """The whole body; TimeoutError when it has not all arrived within `timeout_s`."""
         pieces = []
-        while piece := await self._connection.read_some():
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while piece := await self._connection.read_some(None if deadline is None else deadline - time.monotonic()):
             pieces.append(piece)
         self.close()
         return b"".join(pieces)

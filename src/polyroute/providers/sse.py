@@ -87,13 +87,17 @@ async def iter_sse_data(
     The first event may take `first_byte_s` (model thinking time); after that a silence longer
     than `idle_s` is a stall. Ends cleanly at EOF; the caller decides if EOF was premature.
     """
-    read_some = response.read_some if isinstance(response, LeanResponse) else response.content.readany
+    lean = response if isinstance(response, LeanResponse) else None
     parser = SSEDataParser()
     timeout_s = first_byte_s
     while True:
         try:
-            async with asyncio.timeout(timeout_s):
-                piece = await read_some()
+            if lean is not None:  # a timer only while it waits, not a timeout context per read (#9)
+                piece = await lean.read_some(timeout_s)
+            else:
+                assert not isinstance(response, LeanResponse)
+                async with asyncio.timeout(timeout_s):
+                    piece = await response.content.readany()
         except TimeoutError:
             raise UpstreamError(FailureKind.TIMEOUT, f"upstream sent nothing for {timeout_s:g} s") from None
         except (aiohttp.ClientError, ConnectionError, ProtocolBroken, ConnectFailed) as exc:

@@ -206,3 +206,22 @@ async def test_https_with_a_verified_certificate(tmp_path: Path) -> None:
         await LeanClient(2).post(f"https://localhost:{port}/v1/chat/completions", b"{}", {})
     await trusting.aclose()
     server.close()
+
+
+async def test_a_read_waits_at_most_its_timeout_and_buffered_data_needs_no_wait(serve) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    url, server = await serve(lambda _r: head + b"b\r\ndata: one\n\n\r\n")  # then silence: the stream stalls
+    client = LeanClient(2)
+    response = await client.post(url, b"{}", {})
+    assert await response.read_some(0.0) == b"data: one\n\n"  # already there: no timer can fire
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await response.read_some(0.2)
+    assert 0.19 <= loop.time() - started < 1.0
+    response.close()
+    response = await client.post(url, b"{}", {})  # the stalled connection was not reused
+    with pytest.raises(TimeoutError):
+        await response.read(0.1)  # the whole body within 0.1 s: it never ends
+    assert server.connections == 2
+    await client.aclose()

@@ -85,8 +85,11 @@ class OpenAICompatProvider:
         body = encode_request(request, endpoint, stream=False)
         async with self._post(body) as response:
             try:
-                async with asyncio.timeout(self._timeouts.first_byte_s):
-                    raw = await response.read()
+                if isinstance(response, LeanResponse):  # its own read deadline: no timeout context
+                    raw = await response.read(self._timeouts.first_byte_s)
+                else:
+                    async with asyncio.timeout(self._timeouts.first_byte_s):
+                        raw = await response.read()
             except TimeoutError:
                 raise UpstreamError(FailureKind.TIMEOUT, "upstream body did not arrive in time") from None
             except (aiohttp.ClientError, ConnectionError, ProtocolBroken, ConnectFailed) as exc:
