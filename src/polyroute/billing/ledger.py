@@ -104,9 +104,8 @@ class Ledger:
         self._finish_wait_s = finish_wait_s
         self.open_holds: dict[str, Hold] = {}  # reserved and not yet closed, by ref (leases renew these)
         self._finishing: set[asyncio.Task[None]] = set()
-        self._first_attempts: set[asyncio.Future[ClosedReservation | None]] = (
-            set()
-        )  # closes at the writer, not yet answered
+        # Closes sent to the writer and not yet answered (their done callback handles the outcome).
+        self._first_attempts: set[asyncio.Future[ClosedReservation | None]] = set()
         self._retries: dict[str, asyncio.Task[None]] = {}  # by ref: closes whose first attempt failed
         self.unsure = UnsureReserves(batcher)  # failed reserves that may have landed: released soon
 
@@ -243,8 +242,9 @@ class Ledger:
     async def _close(self, hold: Hold, charge_pusd: int, record: Record | None, *, failed_once: bool = False) -> None:
         try:
             try:
-                work = self._closing_work(hold, charge_pusd, record)
-                await self._run_retrying(work, hold.ref, failed_once=failed_once)
+                await self._run_retrying(
+                    self._closing_work(hold, charge_pusd, record), hold.ref, failed_once=failed_once
+                )
             except (SQLAlchemyError, OSError) as error:
                 if record is None or _unreachable(error):
                     raise
