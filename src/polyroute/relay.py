@@ -36,7 +36,7 @@ from polyroute.providers.errors import FailureKind, UpstreamError
 from polyroute.providers.registry import ProviderPool
 from polyroute.relay_failures import is_request_fault, upstream_failure
 from polyroute.routing.capabilities import capable_attempts
-from polyroute.routing.health import HealthState, HealthStore, MemoryHealth
+from polyroute.routing.health import HealthSnapshot, HealthState, HealthStore, MemoryHealth
 from polyroute.routing.plan import Attempt, plan_attempts, uses_endpoint_stats
 from polyroute.routing.preferences import parse_preferences
 from polyroute.routing.retry import RetryBudget, RetryPolicy, retry_wait_s
@@ -179,7 +179,8 @@ class Relay:
         self.retry_policy = retry_policy or RetryPolicy()
         self.retry_budget = RetryBudget(self.retry_policy)
 
-    def plan(self, request: ChatRequest) -> list[Attempt]:
+    def plan(self, request: ChatRequest) -> tuple[list[Attempt], HealthSnapshot]:
+        """The attempts in order, and the endpoints' health they were planned with."""
         # Without `model`: the first local model (the account's own default comes with settings).
         model = request.model or self.catalog.default_model_id()
         if not model:
@@ -194,16 +195,15 @@ class Relay:
         sent = [*request.params, *(["max_tokens"] if request.max_tokens is not None else [])]
         planned = plan_attempts(self.catalog, slugs, preferences, health, self.rng, sent)
         # Drop endpoints that would refuse the body (images, tools, JSON schema) before any call.
-        return capable_attempts(request, planned)
+        return capable_attempts(request, planned), health
 
     def _start(self, request: ChatRequest) -> tuple[list[Attempt], _AttemptLoop]:
-        attempts = self.plan(request)
+        attempts, health = self.plan(request)
         self.retry_budget.deposit()
-        snapshot = self.health.snapshot((a.key for a in attempts), window=False)
         probes = {
             a.key
             for a in attempts
-            if snapshot.of(a.key).state is HealthState.HALF_OPEN and self.health.claim_probe(a.key)
+            if health.of(a.key).state is HealthState.HALF_OPEN and self.health.claim_probe(a.key)
         }
         return attempts, _AttemptLoop(self, attempts, probes)
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from polyroute.domain.errors import GatewayError
 from polyroute.http import routes_chat
-from polyroute.http.responses import error_response, handle_unexpected
+from polyroute.http.responses import handle_gateway_error, handle_unexpected
 
 
 class ChatDispatch:
@@ -37,8 +37,8 @@ class ChatDispatch:
         response: ASGIApp
         try:
             response = await routes_chat.chat_completions(request)
-        except GatewayError as error:
-            response = error_response(error, request=request)
-        except Exception as error:  # as the app's handler for Exception: logged, generic 500 envelope
+        except GatewayError as error:  # the app's own exception handlers, as the router would call them
+            response = await handle_gateway_error(request, error)
+        except Exception as error:  # logged, generic 500 envelope
             response = await handle_unexpected(request, error)
         await response(scope, receive, send)

@@ -21,6 +21,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(_encode(body), status_code=status, headers=headers, media_type="application/json")
 
 
+def encode_headers(headers: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    """Header names and values as ASGI wants them (lower-case latin-1 bytes)."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
+
+
 class EncodedJSONResponse:
     """A JSON body already encoded, as one start and one body message: the chat hot path's response,
     without Starlette's Response header handling (issue #9). Same headers as `json_response`."""
@@ -29,9 +34,7 @@ class EncodedJSONResponse:
 
     def __init__(self, body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> None:
         raw = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
-        for name, value in (headers or {}).items():
-            raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-        self._body, self._status, self._headers = body, status, raw
+        self._body, self._status, self._headers = body, status, raw + encode_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self._status, "headers": self._headers})

@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator
 from starlette.types import Receive, Scope, Send
 
 from polyroute.http.ready_step import Pending, step
+from polyroute.http.responses import encode_headers
 
 KEEPALIVE_COMMENT = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"
@@ -27,14 +28,12 @@ MAX_PENDING_BYTES = 64 * 1024
 class SSEResponse:
     def __init__(self, source: AsyncGenerator[bytes, None], headers: dict[str, str] | None = None) -> None:
         self._source = source
-        raw_headers = [
+        self._headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),
+            *encode_headers(headers),
         ]
-        for name, value in (headers or {}).items():
-            raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-        self._headers = raw_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sender = asyncio.current_task()

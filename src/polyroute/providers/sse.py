@@ -87,17 +87,11 @@ async def iter_sse_data(
     The first event may take `first_byte_s` (model thinking time); after that a silence longer
     than `idle_s` is a stall. Ends cleanly at EOF; the caller decides if EOF was premature.
     """
-    lean = response if isinstance(response, LeanResponse) else None
     parser = SSEDataParser()
     timeout_s = first_byte_s
     while True:
         try:
-            if lean is not None:  # a timer only while it waits, not a timeout context per read (#9)
-                piece = await lean.read_some(timeout_s)
-            else:
-                assert not isinstance(response, LeanResponse)
-                async with asyncio.timeout(timeout_s):
-                    piece = await response.content.readany()
+            piece = await _read_piece(response, timeout_s)
         except TimeoutError:
             raise UpstreamError(FailureKind.TIMEOUT, f"upstream sent nothing for {timeout_s:g} s") from None
         except (aiohttp.ClientError, ConnectionError, ProtocolBroken, ConnectFailed) as exc:
@@ -111,3 +105,12 @@ async def iter_sse_data(
             timeout_s = idle_s
             for data in events:
                 yield data
+
+
+async def _read_piece(response: aiohttp.ClientResponse | LeanResponse, timeout_s: float) -> bytes:
+    """What arrived next, waiting at most `timeout_s`. The lean client times its own wait (a timer only
+    while it actually waits, not a timeout context per read: issue #9)."""
+    if isinstance(response, LeanResponse):
+        return await response.read_some(timeout_s)
+    async with asyncio.timeout(timeout_s):
+        return await response.content.readany()
