@@ -8,11 +8,17 @@ streaming requests (load on cpu 1) for `--minutes`, reading the worker's VmRSS a
 Prints every sample with the requests and errors of its segment, then the change after the first
 tenth of the run (warm-up: caches, pools, SQLite's WAL and page cache) and a least-squares slope in
 MB per 10 minutes over the same part. Traffic goes to 127.0.0.1 only and stops at `--minutes`.
+
+`--breakdown` adds, per sample, where the RSS is: anonymous vs file-backed pages, the worker's
+thread count, and SQLite's own allocator total (`sqlite3_memory_used()`, read by attaching gdb for
+a moment), to tell the library's page caches from Python's heap and malloc's arenas.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +39,8 @@ def main() -> int:
     parser.add_argument("--segment-s", type=int, default=60)
     parser.add_argument("--conns", type=int, default=16)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--breakdown", action="store_true", help="anon/file RSS, threads, SQLite's heap")
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="polyroute-soak."))
     procs = Processes(root)
@@ -41,7 +49,7 @@ def main() -> int:
         bodies = mock_upstream.write_bodies(root)
         _, nginx_port = mock_upstream.start_nginx(procs, root, "1")
         url = database.create() if database is not None else None
-        setup = gateway.prepare(root, nginx_port, free_port(), url, {})
+        setup = gateway.prepare(root, nginx_port, free_port(), url, gateway.parse_env_pairs(args.gateway_env))
         proc, port = gateway.launch(procs, setup, "gateway", "0", 1)
         gateway.wait_ready(proc, port)
         samples = _soak(args, proc, port, setup.key, bodies)
@@ -71,9 +79,27 @@ def _soak(
         minutes = (time.monotonic() - started) / 60
         rss = gateway.worker_rss_mb(proc)[0]
         samples.append((minutes, rss, requests, errors))
-        print(f"# {minutes:6.1f} min  {kind:4}  {requests:7,} requests  {errors} errors  RSS {rss:6.1f} MB", flush=True)
+        extra = _breakdown(gateway.workers(proc)[0]) if args.breakdown else ""
+        line = f"# {minutes:6.1f} min  {kind:4}  {requests:7,} requests  {errors} errors  RSS {rss:6.1f} MB"
+        print(line + extra, flush=True)
         segment += 1
     return samples
+
+
+def _breakdown(pid: int) -> str:
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        fields[name] = int(rest.split()[0])  # kB
+    threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    sqlite_mb = "?"
+    if shutil.which("gdb"):
+        command = ["gdb", "-p", str(pid), "-batch", "-ex", "print (long long) sqlite3_memory_used()"]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+        values = [line.split("=")[-1].strip() for line in out.splitlines() if line.startswith("$1")]
+        sqlite_mb = f"{int(values[0]) / 1e6:.1f}" if values else "?"
+    anon_mb, rss_mb = fields.get("Anonymous", 0) / 1024, fields.get("Rss", 0) / 1024
+    return f"  anon {anon_mb:6.1f}  file {rss_mb - anon_mb:5.1f}  threads {threads:2}  sqlite {sqlite_mb} MB"
 
 
 def _report(samples: list[tuple[float, float, int, int]], args: argparse.Namespace) -> None:

@@ -24,7 +24,13 @@ On SQLite the writer's connection never checkpoints the WAL itself (`wal_autoche
 checkpoint writes pages back to the database file and fsyncs it, tens of ms every thousand pages,
 which the unlucky commit would pay. A PASSIVE checkpoint runs instead on another thread and
 connection after commits, at most every `CHECKPOINT_EVERY_S`; it never blocks the writer. Durability
-is unchanged (WAL, `synchronous=NORMAL`).
+is unchanged (WAL, `synchronous=NORMAL`). But a checkpoint that runs beside a busy writer never
+catches up with the WAL's end, and SQLite starts the WAL over only once it has been copied back
+completely: under steady load the WAL grew without end (5.7 GB in an 8-minute soak; its index,
+mapped into memory, was the soak's RSS step, and every page read searched it). So when a checkpoint
+reports more than `WAL_RESTART_FRAMES` frames, the writer pauses once, between two batches, for a
+RESTART checkpoint on its own thread (only the frames written since the last checkpoint are left
+to copy); the next commit starts the WAL over and truncates the file to `journal_size_limit`.
 
 The writer keeps its connection(s) for itself (no pool checkout or pre-ping per batch) and opens a
 new one after a failure. A unit must leave no partial effect when it decides not to write (e.g.
@@ -80,6 +86,8 @@ class SyncWork(SyncUnit[T]):
 
 MAX_BATCH = 256
 CHECKPOINT_EVERY_S = 1.0  # 0.2 before issue #9: hot pages (balances, index ends) were copied 5 times as often
+WAL_RESTART_FRAMES = 16384  # 64 MiB of 4 KiB pages: about 5 s of writes at 1,000 requests/s
+_WAL_FRAME_HEADER = 24
 _RETRIES = 4
 _RETRY_BACKOFF_S = 0.02
 _CONFLICT_CODES = ("40001", "40P01")  # PostgreSQL serialization failure, deadlock
@@ -105,11 +113,18 @@ def connection_lost(error: BaseException) -> bool:
 
 class WriteBatcher:
     def __init__(
-        self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH, checkpoint_every_s: float = CHECKPOINT_EVERY_S
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = MAX_BATCH,
+        checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+        wal_restart_frames: int = WAL_RESTART_FRAMES,
     ) -> None:
         self._engine = engine
         self._max_batch = max_batch
         self._checkpoint_every_s = checkpoint_every_s
+        self._wal_restart_frames = wal_restart_frames
+        self._restart_wal = False  # a checkpoint found the WAL past its limit: restart before the next batch
         self._queue: list[tuple[Work[Any], asyncio.Future[Any]]] = []
         # The loop the writer runs on, read once: each `asyncio.get_running_loop()` (and so each
         # asyncio.Event wait) costs a getpid() system call, a few % of a ledger write (issue #9).
@@ -124,9 +139,10 @@ class WriteBatcher:
         self._sync_waits = True  # the busy timeout currently set on _sync_conn: 5 s (True) or none
         self._thread = ThreadPoolExecutor(1, "sqlite-writer") if self._sync_engine is not None else None
         self._checkpoints = ThreadPoolExecutor(1, "sqlite-checkpoint") if self._sync_engine is not None else None
-        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointing: asyncio.Future[int] | None = None
         self._checkpointed_at = 0.0
         self.checkpoints = 0  # WAL checkpoints run off the writer (for tests)
+        self.wal_restarts = 0  # RESTART checkpoints the writer paused for (for tests)
         self.commits = 0  # transactions committed (for measurements and tests)
 
     def start(self) -> None:
@@ -166,6 +182,8 @@ class WriteBatcher:
                 self._waiter = self._running_loop().create_future()
                 await self._waiter
             while self._queue:
+                if self._restart_wal:
+                    await self._restart_wal_file()
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
                 await self._commit_batch(batch)
@@ -239,23 +257,53 @@ class WriteBatcher:
 
     def _sync_transaction(self, works: list[Work[Any]], wait: bool) -> list[Any]:
         """One transaction on the writer's own pysqlite connection; `wait`: with SQLite's busy timeout."""
-        assert self._sync_engine is not None
         try:
-            conn = self._sync_conn
-            if conn is None:
-                conn = self._sync_conn = self._sync_engine.connect()
-                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")  # see the module docstring
-                conn.commit()
-            if self._sync_waits != wait:
-                raw = conn.connection.driver_connection
-                assert raw is not None
-                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS if wait else 0}")
-                self._sync_waits = wait
+            conn = self._writer_connection(wait)
             with conn.begin():
                 return _run_grouped_sync(conn, works)
         except Exception as error:
             if not is_lock_conflict(error):
                 self._drop_sync_connection()  # may be broken; a lock conflict was rolled back cleanly
+            raise
+
+    def _writer_connection(self, wait: bool) -> Connection:
+        """The writer's pysqlite connection, opened on first use, with the busy timeout `wait` asks for."""
+        assert self._sync_engine is not None
+        conn = self._sync_conn
+        if conn is None:
+            conn = self._sync_conn = self._sync_engine.connect()
+            conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")  # see the module docstring
+            limit = self._wal_restart_frames * (
+                conn.exec_driver_sql("PRAGMA page_size").scalar_one() + _WAL_FRAME_HEADER
+            )
+            conn.exec_driver_sql(f"PRAGMA journal_size_limit={limit}")  # the WAL file's size after a restart
+            conn.commit()
+        if self._sync_waits != wait:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS if wait else 0}")
+            self._sync_waits = wait
+        return conn
+
+    async def _restart_wal_file(self) -> None:
+        """Pause the writes for one RESTART checkpoint on the writer's thread (see the module docstring)."""
+        self._restart_wal = False
+        assert self._thread is not None
+        try:
+            await self._running_loop().run_in_executor(self._thread, self._restart_sync)
+        except Exception as error:  # the next checkpoint asks again; writes go on meanwhile
+            log.warning("WAL restart checkpoint failed (%s)", type(error).__name__)
+        else:
+            self.wal_restarts += 1
+
+    def _restart_sync(self) -> None:
+        try:
+            conn = self._writer_connection(wait=True)  # waits (busy timeout) for readers to move on
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").all()
+            conn.commit()  # ends SQLAlchemy's autobegun (empty) transaction: the next batch begins its own
+        except Exception as error:
+            if not is_lock_conflict(error):
+                self._drop_sync_connection()
             raise
 
     def _drop_sync_connection(self) -> None:
@@ -275,16 +323,22 @@ class WriteBatcher:
         self._checkpointing = loop.run_in_executor(self._checkpoints, self._checkpoint)
         self._checkpointing.add_done_callback(self._checkpoint_done)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self) -> int:
+        """A PASSIVE checkpoint; returns the number of frames in the WAL."""
         assert self._sync_engine is not None
         with self._sync_engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            _busy, wal_frames, _copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
         self.checkpoints += 1
+        return int(wal_frames)
 
-    def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
+    def _checkpoint_done(self, done: asyncio.Future[int]) -> None:
         self._checkpointing = None
-        if not done.cancelled() and done.exception() is not None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
             log.warning("WAL checkpoint failed (%s); the next one retries", type(done.exception()).__name__)
+        elif done.result() >= self._wal_restart_frames:
+            self._restart_wal = True
 
     async def _drop_connection(self) -> None:
         """After any failure start afresh: the connection may be broken or mid-transaction."""
