@@ -48,6 +48,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# The last UTC datetime bound on SQLite and its text. A batch binds one `now` to every row and
+# column it writes, across several statements (each with its own processor): formatted once. One
+# tuple, replaced whole (the writer's thread binds too), never half of a pair.
+_last_utc_text: tuple[datetime | None, str] = (None, "")
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out.
 
@@ -74,10 +80,16 @@ class UtcDateTime(TypeDecorator[datetime]):
         # (`isoformat` writes the same "YYYY-MM-DD HH:MM:SS.ffffff"); two Python processors per value
         # were about 2.5 % of a chat request's CPU (issue #9). tests/unit/db checks they agree.
         def process(value: datetime | None) -> str | None:
+            global _last_utc_text
             if value is None:
                 return None
+            seen = _last_utc_text
+            if value is seen[0]:
+                return seen[1]
             if value.tzinfo is UTC:  # ours always are: the text without its "+00:00"
-                return value.isoformat(" ", "microseconds")[:-6]
+                text = value.isoformat(" ", "microseconds")[:-6]
+                _last_utc_text = (value, text)
+                return text
             if value.tzinfo is None or value.utcoffset() is None:
                 raise ValueError(f"naive datetime {value!r}: pass a timezone-aware UTC datetime")
             return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -8,15 +8,12 @@ import time
 
 _ALPHABET = string.ascii_letters + string.digits
 _SUFFIX_LENGTH = 20
+# Each random byte mapped to a letter or digit by one `bytes.translate` (byte % 62): 256 = 4 * 62 + 8,
+# so 8 of the 62 characters are 5/256 likely rather than 4/256, still about 5.9 bits each, 118 bits
+# per id. One system call and three C calls per request, rather than a 20-step base-62 loop.
+_BYTE_TO_CHAR = bytes(ord(_ALPHABET[b % len(_ALPHABET)]) for b in range(256))
 
 
 def new_generation_id(now_s: float | None = None) -> str:
     stamp = int(time.time() if now_s is None else now_s)
-    # One 128-bit read of the OS's CSPRNG written in base 62 (62**20 < 2**128; the bias is under 0.3 %),
-    # rather than 20 `secrets.choice` calls: one system call instead of about 20 per request.
-    number = int.from_bytes(os.urandom(16))
-    suffix = []
-    for _ in range(_SUFFIX_LENGTH):
-        number, digit = divmod(number, 62)
-        suffix.append(_ALPHABET[digit])
-    return f"gen-{stamp}-{''.join(suffix)}"
+    return f"gen-{stamp}-{os.urandom(_SUFFIX_LENGTH).translate(_BYTE_TO_CHAR).decode('ascii')}"

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 MASK = "[REDACTED]"
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 _MIN_SECRET_LEN = 8
+_LITERAL_SEARCH_MAX = 32
 # (cheap substrings of the lower-cased line, pattern): a pattern runs only when one of its triggers is there
 _PATTERNS = (
     # our API keys and OpenAI/Anthropic/OpenRouter-style keys
@@ -33,6 +34,9 @@ class Scrubber:
     def __init__(self, secret_values: Iterable[str] = ()) -> None:
         values = sorted({v for v in secret_values if len(v) >= _MIN_SECRET_LEN}, key=len, reverse=True)
         self._values = re.compile("|".join(re.escape(v) for v in values)) if values else None
+        # A few values are found faster by plain substring search than by the alternation, which
+        # scanned every line (about 1.5 % of a request's CPU, issue #9): the regex runs on a hit only.
+        self._literals = tuple(values) if len(values) <= _LITERAL_SEARCH_MAX else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Scrubber:
@@ -45,7 +49,7 @@ class Scrubber:
         return cls(values)
 
     def __call__(self, text: str) -> str:
-        if self._values is not None:
+        if self._values is not None and (self._literals is None or any(v in text for v in self._literals)):
             text = self._values.sub(MASK, text)
         lowered = text.lower()
         for triggers, pattern in _PATTERNS:

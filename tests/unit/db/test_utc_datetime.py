@@ -38,3 +38,13 @@ def test_none_passes_and_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         FAST(datetime(2026, 12, 3, 12, 0))
     assert FAST(datetime(2026, 12, 3, 12, 0, tzinfo=UTC)) == "2026-12-03 12:00:00.000000"
+
+
+@given(st.lists(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)), min_size=1, max_size=6))
+def test_the_remembered_text_belongs_to_the_value_bound(moments: list[datetime]) -> None:
+    """The processor keeps its last value's text: binding the same object again, or any other value
+    in between, always gives that value's own text."""
+    assert FAST is not None and REFERENCE is not None
+    values = [m.replace(tzinfo=UTC) for m in moments]
+    for value in [*values, *values, values[0], values[0]]:
+        assert FAST(value) == REFERENCE(value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from polyroute.domain.secret import Secret
 from polyroute.observability.log_format import JsonFormatter, TextFormatter
 from polyroute.observability.request_ids import accept_request_id
@@ -15,6 +17,17 @@ def test_known_secret_values_from_the_environment_are_masked():
     scrub = Scrubber.from_env({"ACME_API_KEY": "plain-provider-secret-1", "HOME": "/home/someone-long"})
     assert scrub("upstream said plain-provider-secret-1 is bad") == f"upstream said {MASK} is bad"
     assert scrub("/home/someone-long") == "/home/someone-long"
+
+
+@pytest.mark.parametrize("count", [3, 40])  # found by substring search, and by the alternation alone
+def test_every_known_value_is_masked_however_many_there_are(count: int) -> None:
+    values = [f"value-{i:03d}-{'x' * i}" for i in range(count)]
+    scrub = Scrubber(values)
+    for value in values:
+        assert scrub(f"before {value} after") == f"before {MASK} after"
+    assert scrub("nothing secret here") == "nothing secret here"
+    # Overlapping values: the longest is masked whole.
+    assert Scrubber(["abcdefgh", "abcdefghijkl"])("x abcdefghijkl y") == f"x {MASK} y"
 
 
 def test_otlp_exporter_header_values_are_masked():
