@@ -57,6 +57,7 @@ def main() -> int:
         procs.stop_all()
         if database is not None:
             database.drop()
+        shutil.rmtree(root, ignore_errors=True)  # a 30-minute run's database is hundreds of MB
     _report(samples, args)
     return 0 if all(errors == 0 for _, _, _, errors in samples) else 1
 

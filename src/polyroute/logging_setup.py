@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from polyroute.observability.log_format import JsonFormatter, RequestIdFilter, TextFormatter
+from polyroute.observability.log_handler import CoalescingStreamHandler
 from polyroute.observability.scrub import Scrubber
 from polyroute.settings import load_settings
 
@@ -38,7 +39,7 @@ def make_formatter() -> logging.Formatter:
 
 
 def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
+    handler = CoalescingStreamHandler()  # writes once per event-loop pass once the app attaches it
     handler.setFormatter(make_formatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
@@ -54,7 +55,13 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {"polyroute": {"()": "polyroute.logging_setup.make_formatter"}},
         "filters": {"request_id": {"()": "polyroute.observability.log_format.RequestIdFilter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "polyroute", "filters": ["request_id"]}},
+        "handlers": {
+            "stderr": {
+                "class": "polyroute.observability.log_handler.CoalescingStreamHandler",
+                "formatter": "polyroute",
+                "filters": ["request_id"],
+            }
+        },
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
             "uvicorn.access": {"level": "WARNING"},

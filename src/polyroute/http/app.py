@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from polyroute.http import (
 from polyroute.http.chat_dispatch import ChatDispatch
 from polyroute.http.responses import handle_gateway_error, handle_http_exception, handle_unexpected
 from polyroute.http.services import start_services, stop_services
+from polyroute.observability import log_handler
 from polyroute.observability.middleware import ObservabilityMiddleware
 from polyroute.settings import Settings, load_settings
 from polyroute.web.routes import web_routes
@@ -77,11 +79,15 @@ def create_app(settings: Settings | None = None, *, tune_gc: bool = False) -> St
         app.state.services = await start_services(settings)
         if tune_gc:
             _tune_gc()
+        log_handler.attach_to_loop(asyncio.get_running_loop())  # stderr lines: one write per loop pass
         try:
             yield
         finally:
-            await close_web_services(app.state)
-            await stop_services(app.state.services)
+            try:
+                await close_web_services(app.state)
+                await stop_services(app.state.services)
+            finally:
+                log_handler.detach_from_loop()
 
     routes = api_routes()
     # The hot path at the top level: matched by one dict lookup in ChatDispatch (issue #9); the
