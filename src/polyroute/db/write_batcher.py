@@ -178,12 +178,13 @@ class WriteBatcher:
 
     async def _run(self) -> None:
         while True:
-            if not self._queue and not self._closing:
+            if not self._queue and not self._closing and not self._restart_wal:
                 self._waiter = self._running_loop().create_future()
                 await self._waiter
-            while self._queue:
-                if self._restart_wal:
+            while self._restart_wal or self._queue:
+                if self._restart_wal:  # while idle if it can: then no write waits for it
                     await self._restart_wal_file()
+                    continue
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
                 await self._commit_batch(batch)
@@ -339,6 +340,7 @@ class WriteBatcher:
             log.warning("WAL checkpoint failed (%s); the next one retries", type(done.exception()).__name__)
         elif done.result() >= self._wal_restart_frames:
             self._restart_wal = True
+            self._wake()  # an idle writer restarts now rather than before the next write
 
     async def _drop_connection(self) -> None:
         """After any failure start afresh: the connection may be broken or mid-transaction."""
