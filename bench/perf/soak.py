@@ -41,6 +41,7 @@ def main() -> int:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--breakdown", action="store_true", help="anon/file RSS, threads, SQLite's heap")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--rev", help="soak this commit's src/ (git archive) instead of the working tree")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="polyroute-soak."))
     procs = Processes(root)
@@ -50,6 +51,8 @@ def main() -> int:
         _, nginx_port = mock_upstream.start_nginx(procs, root, "1")
         url = database.create() if database is not None else None
         setup = gateway.prepare(root, nginx_port, free_port(), url, gateway.parse_env_pairs(args.gateway_env))
+        if args.rev:
+            setup.env["PYTHONPATH"] = str(gateway.export_src(args.rev, root / "rev")[1])
         proc, port = gateway.launch(procs, setup, "gateway", "0", 1)
         gateway.wait_ready(proc, port)
         samples = _soak(args, proc, port, setup.key, bodies)
