@@ -28,9 +28,10 @@ is unchanged (WAL, `synchronous=NORMAL`). But a checkpoint that runs beside a bu
 catches up with the WAL's end, and SQLite starts the WAL over only once it has been copied back
 completely: under steady load the WAL grew without end (5.7 GB in an 8-minute soak; its index,
 mapped into memory, was the soak's RSS step, and every page read searched it). So when a checkpoint
-reports more than `WAL_RESTART_FRAMES` frames, the writer pauses once, between two batches, for a
-RESTART checkpoint on its own thread (only the frames written since the last checkpoint are left
-to copy); the next commit starts the WAL over and truncates the file to `journal_size_limit`.
+reports more than `WAL_RESTART_FRAMES` frames, the writer pauses once (at once if idle, else between
+two batches) for a RESTART checkpoint on its own thread that waits at most `_RESTART_BUSY_MS` for
+readers or another process's writer (only the frames written since the last checkpoint are left to
+copy); the next commit starts the WAL over and truncates the file to `journal_size_limit`.
 
 The writer keeps its connection(s) for itself (no pool checkout or pre-ping per batch) and opens a
 new one after a failure. A unit must leave no partial effect when it decides not to write (e.g.

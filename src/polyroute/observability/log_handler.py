@@ -54,7 +54,7 @@ class CoalescingStreamHandler(logging.StreamHandler[TextIO]):
         self._pending.append(line)
         if len(self._pending) == 1:
             try:
-                loop.call_soon(self._write_pending_locked)
+                loop.call_soon(self.flush)
             except RuntimeError:  # the loop is closed: no later pass will come
                 self._write_pending()
 
@@ -62,10 +62,6 @@ class CoalescingStreamHandler(logging.StreamHandler[TextIO]):
         with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
             self._write_pending()
             super().flush()
-
-    def _write_pending_locked(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            self._write_pending()
 
     def _write_pending(self) -> None:
         """Write what is pending (the caller holds the handler's lock, as `emit` callers do)."""
