@@ -27,12 +27,20 @@
   }
   function status(text) { $("chat-status").textContent = text; }
 
-  async function chatKey(renew) {
-    let key = sessionStorage.getItem(KEY_STORE);
-    if (key && !renew) return key;
+  // One mint at a time: every column streams at once, and each mint revokes the previous key, so two
+  // columns minting together left one of them with a revoked key ("Invalid API key"). A column that
+  // got a 401 asks for a new key only if the stored one is still the key that failed.
+  let minting = null;
+  async function chatKey(renew, failed) {
+    const key = sessionStorage.getItem(KEY_STORE);
+    if (key && !(renew && key === failed)) return key;
+    if (!minting) minting = mintChatKey().finally(() => { minting = null; });
+    return minting;
+  }
+  async function mintChatKey() {
     const response = await fetch("/chat/key", { method: "POST", headers: { "X-CSRF-Token": CSRF }, credentials: "same-origin" });
     if (!response.ok) throw new Error(`could not get a chat key (HTTP ${response.status})`);
-    key = (await response.json()).key;
+    const key = (await response.json()).key;
     sessionStorage.setItem(KEY_STORE, key);
     return key;
   }
@@ -152,8 +160,9 @@
     running.set(model, controller);
     const started = performance.now();
     try {
-      let response = await post(model, turn, await chatKey(false), controller.signal);
-      if (response.status === 401) response = await post(model, turn, await chatKey(true), controller.signal);
+      const key = await chatKey(false);
+      let response = await post(model, turn, key, controller.signal);
+      if (response.status === 401) response = await post(model, turn, await chatKey(true, key), controller.signal);
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
         reply.status = "error";
