@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -196,6 +196,36 @@ async def test_sqlite_wal_stays_bounded_under_continuous_writes(migrated_engine:
     assert batcher.commits > 100  # the writes did not stall behind the restarts
 
 
+async def test_sqlite_lock_held_briefly_is_retried_in_the_loop(migrated_engine: AsyncEngine) -> None:
+    """A write lock that another process holds only briefly is retried in the event loop, one pass
+    at a time, rather than waited for on the writer thread (SQLite's busy handler sleeps 1 ms first)."""
+    if migrated_engine.dialect.name != "sqlite":
+        return
+    path = migrated_engine.url.database
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    batcher = WriteBatcher(migrated_engine, inline_lock_wait_s=30.0)  # the mechanism, not the timing
+    insert = GenerationStore.insert_work(row("gen-retried"))
+
+    def write(conn: Connection) -> str:
+        insert.run_sync(conn)
+        return threading.current_thread().name
+
+    where = batcher.submit(SyncWork(write))
+    for _ in range(1000):
+        await asyncio.sleep(0)
+        if batcher.lock_retries >= 3:
+            break
+    assert batcher.lock_retries >= 3 and not where.done()  # it found the lock taken and kept trying
+    other.execute("COMMIT")
+    other.close()
+    assert await asyncio.wait_for(where, 5) == threading.current_thread().name  # ran in the loop
+    await batcher.aclose()
+    assert batcher.lock_waits == 0
+    assert await ids(migrated_engine) == {"gen-retried"}
+
+
 async def test_sqlite_lock_held_elsewhere_is_waited_for_off_the_event_loop(migrated_engine: AsyncEngine) -> None:
     """The writer tries its batch in the loop without waiting; when another connection holds the write
     lock, it waits on its thread instead, and the event loop keeps running meanwhile."""
@@ -224,4 +254,5 @@ async def test_sqlite_lock_held_elsewhere_is_waited_for_off_the_event_loop(migra
     ticking.cancel()
     await batcher.aclose()
     assert ticks >= 15  # the loop ran while the writer waited for the lock
+    assert batcher.lock_waits == 1 and batcher.lock_retries >= 1  # retried in the loop for 1 ms, then waited
     assert await ids(migrated_engine) == {"gen-waited"}
