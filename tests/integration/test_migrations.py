@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +50,7 @@ async def schema_differences(url: str) -> list[object]:
 async def test_upgrade_creates_every_table_at_head(database_url: str) -> None:
     assert await current_revision(database_url) is None
     await upgrade_database(database_url)
-    assert await current_revision(database_url) == head_revision() == "0004"
+    assert await current_revision(database_url) == head_revision() == "0005"
     assert {
         "accounts",
         "api_keys",
@@ -137,5 +138,48 @@ async def test_a_migration_leaving_dangling_foreign_keys_is_rolled_back(database
     engine = create_engine(database_url)
     try:
         assert await AccountStore(engine).find_key("b" * 64) is None
+    finally:
+        await engine.dispose()
+
+
+async def test_0005_keeps_open_reservations_and_drops_the_expiry_index(database_url: str) -> None:
+    """Open holds survive the rebuild (SQLite: WITHOUT ROWID), and the downgrade restores the old shape."""
+    await upgrade_database(database_url, "0004")
+    engine = create_engine(database_url)
+    row = {
+        "ref": "gen-1-open",
+        "account_id": 1,
+        "key_hash": "a" * 64,
+        "amount_pusd": 123_456_789,
+        "model": "acme/x",
+        "expires_at": datetime(2030, 1, 1, tzinfo=UTC),
+    }
+    try:
+        async with engine.begin() as conn:
+            insert = "INSERT INTO reservations (ref, account_id, key_hash, amount_pusd, model, expires_at) "
+            await conn.execute(
+                sa.text(insert + "VALUES (:ref, :account_id, :key_hash, :amount_pusd, :model, :expires_at)"), row
+            )
+        await upgrade_database(database_url)
+
+        def shape(sync: Connection) -> tuple[list[str], bool, list[tuple[object, ...]]]:
+            indexes = [ix["name"] or "" for ix in inspect(sync).get_indexes("reservations")]
+            rowid = True
+            if sync.dialect.name == "sqlite":
+                ddl = sync.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'reservations'").scalar_one()
+                rowid = "WITHOUT ROWID" not in ddl.upper()
+            rows = sync.exec_driver_sql("SELECT ref, amount_pusd FROM reservations").all()
+            return indexes, rowid, [tuple(r) for r in rows]
+
+        async with engine.connect() as conn:
+            indexes, rowid, rows = await conn.run_sync(shape)
+        assert "ix_reservations_expires_at" not in indexes
+        assert rowid == (engine.dialect.name != "sqlite")  # SQLite: the rows live in the key's B-tree
+        assert rows == [("gen-1-open", 123_456_789)]
+        await downgrade_database(database_url, "0004")
+        async with engine.connect() as conn:
+            indexes, rowid, rows = await conn.run_sync(shape)
+        assert "ix_reservations_expires_at" in indexes and rowid
+        assert rows == [("gen-1-open", 123_456_789)]
     finally:
         await engine.dispose()
