@@ -392,7 +392,7 @@ class WriteBatcher:
         if self._task is not None:
             await self._task
         if self.lock_retries:
-            log.debug("SQLite writer: %d commits, %d lock retries, %d lock waits on the thread",
+            log.info("SQLite writer: %d commits, %d lock retries, %d lock waits on the thread",
                       self.commits, self.lock_retries, self.lock_waits)  # fmt: skip
         await self._drop_connection()
         if self._checkpointing is not None:
