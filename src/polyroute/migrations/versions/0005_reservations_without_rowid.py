@@ -9,8 +9,9 @@ so the table stays small (the requests in flight, plus any a crash left until th
 Its index on `expires_at` cost an index insert on every reserve and a delete on every close, for the
 sweeper alone, which can scan the open reservations instead. On SQLite the table also becomes
 WITHOUT ROWID: its rows then live in the primary key's B-tree, so a reserve or close changes one
-B-tree, not a table plus the primary key's automatic index. Together: 18 % fewer WAL writes per
-ledger transaction and about 11 % less CPU for reserve plus settle (issue #9, ADR 0004).
+B-tree, not a table plus the primary key's automatic index. Together, for sequential requests: 18 %
+fewer WAL writes and about 10 % less CPU for a reserve plus its settle (under load a batch's units
+share their pages, and no difference was measurable; issue #9, bench/README.md).
 Self-contained on purpose (no imports from polyroute), like 0001.
 """
 
