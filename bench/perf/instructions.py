@@ -72,12 +72,12 @@ def _measure(
     procs: Processes, root: Path, name: str, rev: str | None, nginx_port: int, requests: int, warmup: int
 ) -> tuple[str, float, float]:
     root.mkdir(parents=True)
-    setup = gateway.prepare(root, nginx_port, free_port(), None, {"PYTHONHASHSEED": "0"})
+    extra = {"PYTHONHASHSEED": "0"}
     label = "working tree"
-    if rev:
-        short, src = gateway.export_src(rev, root / "rev")
-        setup.env["PYTHONPATH"] = str(src)
-        label = short
+    if rev:  # the variant's own code creates its database too (its migrations may be older)
+        label, src = gateway.export_src(rev, root / "rev")
+        extra["PYTHONPATH"] = str(src)
+    setup = gateway.prepare(root, nginx_port, free_port(), None, extra)
     port = free_port()
     out = root / "callgrind.out"
     argv = [

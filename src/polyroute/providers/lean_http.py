@@ -178,12 +178,20 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def exchange(self, request: bytes) -> None:
-        """Send the request; return once the final status and headers arrived."""
+    async def exchange(self, request: bytes, timeout_s: float | None = None) -> None:
+        """Send the request; return once the final status and headers arrived. TimeoutError when they
+        have not within `timeout_s` (one timer on the head's future, not an `asyncio.timeout`)."""
         assert self.transport is not None
-        self._head = self._loop.create_future()
+        head = self._head = self._loop.create_future()
         self.transport.write(request)
-        await self._head
+        if timeout_s is None:
+            await head
+            return
+        timer = self._loop.call_later(timeout_s, _expire, head)
+        try:
+            await head
+        finally:
+            timer.cancel()
 
     async def read_some(self, timeout_s: float | None = None) -> bytes:
         """Whatever body arrived (waiting for some); b"" at the end. TimeoutError after waiting
@@ -284,16 +292,27 @@ class LeanClient:
         connection.idle_since_s = time.monotonic()
         idle.append(connection)
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> LeanResponse:
-        """Send the POST; return once the response's status and headers arrived."""
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float | None = None
+    ) -> LeanResponse:
+        """Send the POST; return once the response's status and headers arrived. TimeoutError when
+        they have not within `timeout_s` (a new connection's connect counts against it too)."""
         origin, head = self._target(url)
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
             raise ProtocolBroken("a header name or value holds a line break")  # never sent: no header injection
         request = b"".join((head, lines.encode("latin-1"), b"Content-Length: %d\r\n\r\n" % len(body), body))
-        connection = self._reuse(origin) or await self._connect(origin)
+        connection = self._reuse(origin)
+        if connection is None:
+            if timeout_s is None:
+                connection = await self._connect(origin)
+            else:  # rare (the pool keeps connections): the plain way
+                started = time.monotonic()
+                async with asyncio.timeout(timeout_s):
+                    connection = await self._connect(origin)
+                timeout_s = max(0.0, timeout_s - (time.monotonic() - started))
         try:
-            await connection.exchange(request)
+            await connection.exchange(request, timeout_s)
         except BaseException:
             connection.close()
             raise

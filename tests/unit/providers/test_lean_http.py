@@ -225,3 +225,24 @@ async def test_a_read_waits_at_most_its_timeout_and_buffered_data_needs_no_wait(
         await response.read(0.1)  # the whole body within 0.1 s: it never ends
     assert server.connections == 2
     await client.aclose()
+
+
+async def test_a_post_waits_for_the_response_head_at_most_its_timeout(serve) -> None:
+    answering = False
+
+    def reply(_request: bytes) -> bytes | None:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}" if answering else b""  # b"": silence
+
+    url, server = await serve(reply)
+    client = LeanClient(2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await client.post(url, b"{}", {}, 0.2)
+    assert 0.19 <= loop.time() - started < 1.0
+    answering = True
+    response = await client.post(url, b"{}", {}, 5.0)  # a timer that does not fire changes nothing
+    assert response.status == 200 and await response.read(5.0) == b"{}"
+    response.close()
+    assert server.connections == 2  # the silent connection was closed, not reused
+    await client.aclose()

@@ -46,8 +46,7 @@ class OpenAICompatProvider:
     @asynccontextmanager
     async def _post_lean(self, lean: LeanClient, body: dict[str, object]) -> AsyncIterator[LeanResponse]:
         try:
-            async with asyncio.timeout(self._timeouts.first_byte_s):
-                response = await lean.post(self._url, _json_encode(body), self._lean_headers)
+            response = await lean.post(self._url, _json_encode(body), self._lean_headers, self._timeouts.first_byte_s)
         except TimeoutError:
             raise UpstreamError(FailureKind.TIMEOUT, "upstream did not answer in time") from None
         except OSError as exc:  # ConnectFailed included
