@@ -13,11 +13,11 @@ DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 class PostgresDatabase:
     """`CREATE DATABASE polyroute_bench_<pid>` on the server of `admin_url`; `drop()` removes it."""
 
-    def __init__(self, admin_url: str = DEFAULT_SERVER) -> None:
+    def __init__(self, admin_url: str = DEFAULT_SERVER, suffix: str = "") -> None:
         if "127.0.0.1" not in admin_url and "localhost" not in admin_url:
             raise SystemExit("--pg-server must be on 127.0.0.1")
         self.admin_url = admin_url
-        self.name = f"polyroute_bench_{os.getpid()}"
+        self.name = f"polyroute_bench_{os.getpid()}{suffix}"
         self.created = False
 
     @property

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import platform
@@ -103,11 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, {int(cpus["load"] or 0)})  # this driver is a client: keep it off the gateway core
     root = Path(tempfile.mkdtemp(prefix="polyroute-perf."))
     procs = Processes(root)
-    database = PostgresDatabase(args.pg_server) if args.db == "postgres" else None
+    suffixes = ("", "_2w", "_baseline") if args.db == "postgres" else ()
+    databases = [PostgresDatabase(args.pg_server, suffix) for suffix in suffixes]
     results: Json = {"meta": meta(args, cpus)}
     status = 0
     try:
-        measure(args, cpus, root, procs, database, results)
+        measure(args, cpus, root, procs, databases, results)
     except KeyboardInterrupt:
         say("interrupted: cleaning up")
         return 130
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         status = 1
     finally:
         procs.stop_all()
-        if database is not None:
+        for database in databases:
             with contextlib.suppress(Exception):
                 database.drop()
         shutil.rmtree(root, ignore_errors=True)
@@ -167,7 +167,7 @@ def measure(
     cpus: dict[str, str | None],
     root: Path,
     procs: Processes,
-    database: PostgresDatabase | None,
+    databases: list[PostgresDatabase],
     results: Json,
 ) -> None:
     info = results["meta"]
@@ -183,17 +183,29 @@ def measure(
         short, src = gateway.export_src(args.rev, root / "rev")
         extra_env["PYTHONPATH"] = str(src)
         info["commit"] = f"{short} (src/ from git, not the working tree)"
-    database_url = database.create() if database is not None else None
+    database_url = databases[0].create() if databases else None
     setup = gateway.prepare(root, nginx_port, drip_port, database_url, extra_env)
     info["credits"] = setup.credits
     info["notes"] += setup.notes
     gw1, port1 = gateway.launch(procs, setup, "polyroute-1w", cpus["gateway"], 1)
-    gw2, port2 = gateway.launch(procs, setup, "polyroute-2w", cpus["gateway2"], 2)
+    # Each gateway has its own database (and key): a SQLite file shared by two gateways mixes their
+    # WALs and checkpoints into each other's figures.
+    (root / "two-workers").mkdir()
+    setup2 = gateway.prepare(
+        root / "two-workers", nginx_port, drip_port, databases[1].create() if databases else None, extra_env
+    )
+    gw2, port2 = gateway.launch(procs, setup2, "polyroute-2w", cpus["gateway2"], 2)
     base: tuple[Proc, int] | None = None
-    if args.baseline:  # the same setup (database, key, config), another commit's src/
+    base_setup = setup
+    if args.baseline:  # the same config, another commit's src/, with its own database made by its own code
+        # (an older build cannot start on a newer migration head)
         short, src = gateway.export_src(args.baseline, root / "baseline")
         info["baseline"] = short
-        base_setup = dataclasses.replace(setup, env={**setup.env, "PYTHONPATH": str(src)})
+        base_root = root / "baseline-gateway"
+        base_root.mkdir()
+        base_env = {**extra_env, "PYTHONPATH": str(src)}
+        base_url = databases[2].create() if databases else None
+        base_setup = gateway.prepare(base_root, nginx_port, drip_port, base_url, base_env)
         base = gateway.launch(procs, base_setup, "baseline-1w", cpus["gateway"], 1)
     gateway.wait_ready(gw1, port1)
     gateway.wait_ready(gw2, port2)
@@ -206,16 +218,17 @@ def measure(
     targets = [
         load.Target("direct", nginx_port, "/v1/chat/completions", "/sse/v1/chat/completions", None, nginx.pid),
         load.Target("polyroute_1w", port1, "/api/v1/chat/completions", "/api/v1/chat/completions", setup.key, gw1.pid),
-        load.Target("polyroute_2w", port2, "/api/v1/chat/completions", "/api/v1/chat/completions", setup.key, gw2.pid),
+        load.Target("polyroute_2w", port2, "/api/v1/chat/completions", "/api/v1/chat/completions", setup2.key, gw2.pid),
     ]
     if base is not None:
         chat = "/api/v1/chat/completions"
-        targets.insert(2, load.Target("baseline_1w", base[1], chat, chat, setup.key, base[0].pid))
+        targets.insert(2, load.Target("baseline_1w", base[1], chat, chat, base_setup.key, base[0].pid))
     lite = start_litellm(cpus, root, procs, nginx_port, bodies, info) if args.litellm else None
     if lite is not None:
         targets.append(lite[1])
 
-    results["sequential"] = sequential(args, nginx_port, port1, setup.key, bodies, base[1] if base else None)
+    base_target = (base[1], base_setup.key) if base else None
+    results["sequential"] = sequential(args, nginx_port, port1, setup.key, bodies, base_target)
     say("throughput (wrk)")
     results["throughput"] = load.measure(
         targets, bodies, seconds=args.wrk_s, rounds=args.rounds, warm_s=args.warm, conns=args.conns,
@@ -263,7 +276,12 @@ def start_litellm(
 
 
 def sequential(
-    args: argparse.Namespace, nginx_port: int, gw_port: int, key: str, bodies: dict[str, Path], base_port: int | None
+    args: argparse.Namespace,
+    nginx_port: int,
+    gw_port: int,
+    key: str,
+    bodies: dict[str, Path],
+    base: tuple[int, str] | None,  # the baseline gateway's port and key
 ) -> Json:
     say(f"sequential: {args.seq} requests per path and kind, 1 connection")
     json_body, sse_body = bodies["json"].read_bytes(), bodies["sse"].read_bytes()
@@ -275,9 +293,9 @@ def sequential(
         "polyroute_sse": seq_latency.Connection(gw_port, gw, sse_body, key),
     }
     paths = ["direct", "polyroute"]
-    if base_port is not None:
-        conns["baseline_json"] = seq_latency.Connection(base_port, gw, json_body, key)
-        conns["baseline_sse"] = seq_latency.Connection(base_port, gw, sse_body, key)
+    if base is not None:
+        conns["baseline_json"] = seq_latency.Connection(base[0], gw, json_body, base[1])
+        conns["baseline_sse"] = seq_latency.Connection(base[0], gw, sse_body, base[1])
         paths.append("baseline")
     samples = seq_latency.measure(conns, args.seq, max_s=args.seq_cap)
     pct = seq_latency.percentile_ms
@@ -295,7 +313,7 @@ def sequential(
         }
     d, p = out["direct"], out["polyroute"]
     out["added"] = {k: None if p[k] is None or d[k] is None else p[k] - d[k] for k in d if k != "errors"}
-    if base_port is not None:
+    if base is not None:
         b = out["baseline"]
         out["baseline_added"] = {k: None if b[k] is None or d[k] is None else b[k] - d[k] for k in d if k != "errors"}
     return out
