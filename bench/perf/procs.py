@@ -171,14 +171,19 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pgid: int) -> float:
     """User + system CPU time consumed so far by the live members of a process group."""
-    total = 0
+    return sum(cpu_split(pgid))
+
+
+def cpu_split(pgid: int) -> tuple[float, float]:
+    """User and system CPU time consumed so far by the live members of a process group."""
+    user = system = 0
     for pid in group_members(pgid):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICKS
+        user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime
+    return user / _TICKS, system / _TICKS
 
 
 def rss_mb(pid: int) -> float:

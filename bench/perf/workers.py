@@ -1,20 +1,19 @@
-"""One worker against two on the same database: CPU per request split into user and system time,
-and how often the SQLite writers found each other's write lock taken.
+"""One worker against two: CPU per request split into user and system time, and how often the two
+workers' SQLite writers found each other's write lock taken.
 
     .venv/bin/python bench/perf/workers.py [--rounds 2] [--wrk-s 5] [--db sqlite|postgres]
 
 Same setup as `run.py` (nginx mock and wrk on cpu 1; one worker on cpu 0, two workers on cpus 0 and
-1), non-streaming requests only, rounds interleaved. At exit each gateway worker logs its writer's
-commits, lock retries in the loop and lock waits on the writer thread (`db/write_batcher.py`, logged
-only when there were retries); the script prints those lines. Used to find where the two-worker
-scaling goes (bench/README.md, 2026-12-04).
+1; each gateway with its own database and key), non-streaming requests only, rounds interleaved. At
+exit each gateway worker logs its writer's commits, lock retries in the loop and lock waits on the
+writer thread (`db/write_batcher.py`, logged only when there were retries); the script prints those
+lines. Used to find where the two-worker scaling goes (bench/README.md, 2026-12-04).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -24,22 +23,9 @@ import gateway
 import load
 import mock_upstream
 from database import PostgresDatabase
-from procs import Proc, Processes, free_port, group_members
+from procs import Processes, cpu_split, free_port
 
 CHAT = "/api/v1/chat/completions"
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_split(proc: Proc) -> tuple[float, float]:
-    """User and system CPU seconds of a gateway's process group so far."""
-    user = system = 0
-    for pid in group_members(proc.pid):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        user, system = user + int(fields[11]), system + int(fields[12])
-    return user / _TICKS, system / _TICKS
 
 
 def main() -> int:
@@ -51,24 +37,31 @@ def main() -> int:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="polyroute-workers."))
     procs = Processes(root)
-    database = PostgresDatabase() if args.db == "postgres" else None
+    databases = [PostgresDatabase(suffix=s) for s in ("", "_2w")] if args.db == "postgres" else []
     try:
         bodies = mock_upstream.write_bodies(root)
         _, nginx_port = mock_upstream.start_nginx(procs, root, "1")
-        setup = gateway.prepare(root, nginx_port, free_port(), database.create() if database else None, {})
-        one, port1 = gateway.launch(procs, setup, "polyroute-1w", "0", 1)
-        two, port2 = gateway.launch(procs, setup, "polyroute-2w", "0,1", 2)
+        setups = []
+        for index, name in enumerate(("one-worker", "two-workers")):  # each its own database (as run.py)
+            (root / name).mkdir()
+            url = databases[index].create() if databases else None
+            setups.append(gateway.prepare(root / name, nginx_port, free_port(), url, {}))
+        one, port1 = gateway.launch(procs, setups[0], "polyroute-1w", "0", 1)
+        two, port2 = gateway.launch(procs, setups[1], "polyroute-2w", "0,1", 2)
         gateway.wait_ready(one, port1)
         gateway.wait_ready(two, port2)
         print(f"# {gateway.version_note()}, {args.db}, {args.conns} connections, {args.wrk_s} s rounds")
         print("| round | gateway | req/s | CPU ms/req | user | system | cores | p99 ms |")
         print("|---:|---|---:|---:|---:|---:|---:|---:|")
         for round_ in range(1, args.rounds + 1):
-            for name, proc, port in (("1 worker", one, port1), ("2 workers", two, port2)):
-                (u0, s0), t0 = cpu_split(proc), time.monotonic()
+            for name, proc, port, key in (
+                ("1 worker", one, port1, setups[0].key),
+                ("2 workers", two, port2, setups[1].key),
+            ):
+                (u0, s0), t0 = cpu_split(proc.pid), time.monotonic()
                 url = f"http://127.0.0.1:{port}{CHAT}"
-                result = load.wrk(url, bodies["json"], args.wrk_s, args.conns, "1", setup.key, name)
-                (u1, s1), elapsed = cpu_split(proc), time.monotonic() - t0
+                result = load.wrk(url, bodies["json"], args.wrk_s, args.conns, "1", key, name)
+                (u1, s1), elapsed = cpu_split(proc.pid), time.monotonic() - t0
                 if result is None or result["errors"]:
                     print(f"# {name}: wrk failed or saw errors: {json.dumps(result)}", file=sys.stderr)
                     return 1
@@ -87,7 +80,7 @@ def main() -> int:
         return 0
     finally:
         procs.stop_all()
-        if database is not None:
+        for database in databases:
             database.drop()
 
 
