@@ -47,6 +47,7 @@ class Keepalive:
 
 
 KEEPALIVE = Keepalive()
+_HALF_OPEN = HealthState.HALF_OPEN  # read once: each `HealthState.X` goes through EnumType.__getattr__
 
 
 @dataclass(slots=True)
@@ -200,11 +201,7 @@ class Relay:
     def _start(self, request: ChatRequest) -> tuple[list[Attempt], _AttemptLoop]:
         attempts, health = self.plan(request)
         self.retry_budget.deposit()
-        probes = {
-            a.key
-            for a in attempts
-            if health.of(a.key).state is HealthState.HALF_OPEN and self.health.claim_probe(a.key)
-        }
+        probes = {a.key for a in attempts if health.of(a.key).state is _HALF_OPEN and self.health.claim_probe(a.key)}
         return attempts, _AttemptLoop(self, attempts, probes)
 
     async def _authorize(

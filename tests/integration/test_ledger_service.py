@@ -18,7 +18,7 @@ from polyroute.billing.ledger import Ledger
 from polyroute.billing.ledger_store import KeyBudget
 from polyroute.billing.reservation import EndpointTerms
 from polyroute.catalog.types import Pricing
-from polyroute.db.tables import ledger_entries, reservations
+from polyroute.db.tables import account_balances, ledger_entries, reservations
 from polyroute.db.write_batcher import WriteBatcher
 from polyroute.domain.errors import PaymentRequired
 
@@ -133,3 +133,44 @@ async def test_the_sweeper_voids_lapsed_leases_with_a_record(setup, migrated_eng
     assert voided == 1 and records.rows == [{"id": "gen-1", "status": "void"}]
     found = await balance(migrated_engine, key.account_id)
     assert found is not None and (found.spent_pusd, found.reserved_pusd) == (0, 0)
+
+
+async def test_a_slow_settle_returns_after_the_wait_and_lands_in_the_background(
+    migrated_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    accounts = AccountStore(migrated_engine)
+    account = await accounts.create_account("slow@example.com")
+    _, api_key = await accounts.create_key(account.id, "k")
+    key = KeyBudget(api_key.hash, account.id)
+    writer = WriteBatcher(migrated_engine)
+    ledger = Ledger(migrated_engine, writer, lease_s=60, finish_wait_s=0.3)
+    try:
+        await ledger.grant(account.id, 10**12, "grant-slow")
+        hold = await ledger.authorize("gen-slow", key, "m/x", PLAN, PROMPT, 100)
+        loop = asyncio.get_running_loop()
+        async with migrated_engine.connect() as blocker:  # holds the balance row's write lock for 1.5 s
+            await blocker.execute(
+                account_balances.update()
+                .where(account_balances.c.account_id == account.id)
+                .values(updated_at=account_balances.c.updated_at)
+            )
+            started = loop.time()
+            with caplog.at_level("WARNING", logger="polyroute.billing.ledger"):
+                await ledger.finish(hold, 4_321)
+            waited = loop.time() - started
+            assert 0.25 <= waited < 1.2, waited  # the finish wait, not the lock
+            assert "settling gen-slow is slow" in caplog.text
+            assert not hold_settled(await balance(migrated_engine, account.id), 4_321)
+            await asyncio.sleep(1.5 - waited)
+            await blocker.rollback()
+        await ledger.wait_finishing()  # the first attempt, still running, lands once the lock is gone
+        assert hold_settled(await balance(migrated_engine, account.id), 4_321)
+        assert not ledger.open_holds
+    finally:
+        await ledger.wait_finishing()
+        await writer.aclose()
+
+
+def hold_settled(found: store.Balance | None, charge: int) -> bool:
+    assert found is not None
+    return (found.spent_pusd, found.reserved_pusd) == (charge, 0)

@@ -40,7 +40,26 @@ def safe_url(url: str) -> str:
     return make_url(normalize_database_url(url)).render_as_string(hide_password=True)
 
 
+def register_sqlite_adapters() -> None:
+    """Bind None and bools without the sqlite3 module's adaptation search.
+
+    sqlite3 binds int, float, str and bytearray directly; any other value (None and bools
+    included) goes through its PEP 246 adaptation: a registry lookup and, on a miss, a failed
+    `__adapt__` lookup on its protocol type that formats and then discards an AttributeError.
+    A chat request binds about ten Nones and bools (issue #9). Registered adapters answer from
+    the registry: None stays None (bound as NULL) and a bool becomes the int sqlite3 binds
+    anyway, so what is stored does not change (tests/unit/db/test_sqlite_adapters.py). Global
+    to the process's sqlite3 module, and idempotent.
+    """
+    sqlite3.register_adapter(type(None), _NOTHING.get)  # a C callable: {}.get(None) is None
+    sqlite3.register_adapter(bool, int)
+
+
+_NOTHING: dict[None, None] = {}
+
+
 def _sqlite_engine(url: str) -> AsyncEngine:
+    register_sqlite_adapters()
     database = make_url(url).database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     options: dict[str, Any] = {}
@@ -56,6 +75,7 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
 def configure_sqlite_sync_engine(engine: Engine) -> Engine:
     """The same per-connection settings for a sync (pysqlite) engine on the same file (the writer's)."""
+    register_sqlite_adapters()
     event.listen(engine, "connect", _configure_sqlite_connection)
     return engine
 

@@ -54,6 +54,9 @@ def utc_now() -> datetime:
 _last_utc_text: tuple[datetime | None, str] = (None, "")
 
 
+_SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # SQLAlchemy's SQLite DATETIME text
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out.
 
@@ -76,8 +79,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
-        # SQLite: this method and SQLAlchemy's DATETIME text format fused into one C call
-        # (`isoformat` writes the same "YYYY-MM-DD HH:MM:SS.ffffff"); two Python processors per value
+        # SQLite: this method and SQLAlchemy's DATETIME text format fused into one %-format
+        # ("YYYY-MM-DD HH:MM:SS.ffffff", as isoformat writes it); two Python processors per value
         # were about 2.5 % of a chat request's CPU (issue #9). tests/unit/db checks they agree.
         def process(value: datetime | None) -> str | None:
             global _last_utc_text
@@ -86,8 +89,16 @@ class UtcDateTime(TypeDecorator[datetime]):
             seen = _last_utc_text
             if value is seen[0]:
                 return seen[1]
-            if value.tzinfo is UTC:  # ours always are: the text without its "+00:00"
-                text = value.isoformat(" ", "microseconds")[:-6]
+            if value.tzinfo is UTC:  # ours always are; %-formatting is a third cheaper than isoformat
+                text = _SQLITE_DATETIME % (
+                    value.year,
+                    value.month,
+                    value.day,
+                    value.hour,
+                    value.minute,
+                    value.second,
+                    value.microsecond,
+                )
                 _last_utc_text = (value, text)
                 return text
             if value.tzinfo is None or value.utcoffset() is None:

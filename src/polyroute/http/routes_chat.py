@@ -52,10 +52,19 @@ async def read_json_body(request: Request, max_bytes: int) -> object:
         raise BadRequest("Invalid JSON in request body") from None
 
 
+_ATTRIBUTION_HEADERS = frozenset((b"x-title", b"x-openrouter-title", b"http-referer", b"referer"))
+
+
 def attribution_of(request: Request) -> Attribution:
-    headers = request.headers
-    title = headers.get("x-title") or headers.get("x-openrouter-title")
-    return Attribution(referer=headers.get("http-referer") or headers.get("referer"), title=title)
+    # One pass over the raw (lower-cased) headers, first value of each name, as `request.headers.get`
+    # gives: most requests carry none of these, and each missing name cost Starlette's Headers a
+    # scan plus a raised and caught KeyError (4 per chat request, issue #9).
+    found: dict[bytes, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in _ATTRIBUTION_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    title = found.get(b"x-title") or found.get(b"x-openrouter-title")
+    return Attribution(referer=found.get(b"http-referer") or found.get(b"referer"), title=title)
 
 
 class _LeavesGate:

@@ -36,6 +36,11 @@ class HealthState(StrEnum):
     PROBING = "probing"  # ejection over, a probe is in flight: still tried last
 
 
+# Members read per request through module names: `HealthState.X` goes through EnumType.__getattr__.
+_OK, _DEGRADED, _EJECTED = HealthState.OK, HealthState.DEGRADED, HealthState.EJECTED
+_PROBING, _HALF_OPEN = HealthState.PROBING, HealthState.HALF_OPEN
+
+
 @dataclass(frozen=True, slots=True)
 class Percentiles:
     p50: float
@@ -214,13 +219,13 @@ class MemoryHealth:
     def _state(self, entry: _Endpoint, now: float) -> HealthState:
         if entry.ejected_until_s is not None:
             if now < entry.ejected_until_s:
-                return HealthState.EJECTED
-            return HealthState.PROBING if entry.probe_in_flight else HealthState.HALF_OPEN
+                return _EJECTED
+            return _PROBING if entry.probe_in_flight else _HALF_OPEN
         if now < entry.avoid_until_s:
-            return HealthState.DEGRADED
+            return _DEGRADED
         if entry.last_failure_s is not None and now - entry.last_failure_s < self._failure_window_s:
-            return HealthState.DEGRADED
-        return HealthState.OK
+            return _DEGRADED
+        return _OK
 
     def _stats(self, entry: _Endpoint, now: float) -> EndpointStats:
         cached = entry.cached
@@ -257,7 +262,7 @@ class MemoryHealth:
 
     def _state_only(self, entry: _Endpoint, now: float) -> EndpointStats:
         state = self._state(entry, now)
-        if state is HealthState.OK and entry.consecutive_failures == 0:
+        if state is _OK and entry.consecutive_failures == 0:
             return HEALTHY
         return EndpointStats(
             state=state, ejected_until_s=entry.ejected_until_s, consecutive_failures=entry.consecutive_failures

@@ -32,6 +32,9 @@ _NO_MAX_PRICE = MaxPrice()
 # Parameters every endpoint takes (the adapters always forward them): never a reason to skip one.
 _ALWAYS_SUPPORTED = frozenset({"stop", "user", "parallel_tool_calls", "cache_control"})
 _LAST_RESORT = (HealthState.EJECTED, HealthState.PROBING)
+# Enum members read once: each `HealthState.X` in a per-request loop goes through EnumType.__getattr__.
+_OK = HealthState.OK
+_ROUTABLE = (HealthState.OK, HealthState.HALF_OPEN)
 _EMPTY_HEALTH = HealthSnapshot()
 
 
@@ -160,12 +163,12 @@ def order_endpoints(
 
     def state(endpoint: EndpointSpec) -> HealthState:
         stats = stats_of.get(endpoint.provider)
-        return stats.state if stats else HealthState.OK
+        return stats.state if stats else _OK
 
     if sort:
         rest = _sorted(rest, sort, stats_of)
     else:
-        healthy = [e for e in rest if state(e) in (HealthState.OK, HealthState.HALF_OPEN)]
+        healthy = [e for e in rest if state(e) in _ROUTABLE]
         rest = _weighted_first(healthy, rng) + [e for e in rest if e not in healthy]
 
     def preferred(endpoint: EndpointSpec) -> bool:

@@ -23,8 +23,11 @@ class _Transport:
     def close(self) -> None:
         self.closed = True
 
-    def get_extra_info(self, name: str) -> str:
-        return f"info:{name}"
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return f"info:{name}" if name == "peername" else default
+
+    def get_write_buffer_size(self) -> int:
+        return 3
 
 
 def _holding() -> tuple[HeadHoldingTransport, _Transport]:
@@ -57,6 +60,22 @@ async def test_close_sends_a_held_head_first_and_other_calls_reach_the_transport
     holding.close()
     assert real.writes == [HEAD] and real.closed
     assert holding.get_extra_info("peername") == "info:peername"
+    assert holding.get_extra_info("socket", "none") == "none"
+
+
+async def test_the_whole_transport_interface_is_spelled_out() -> None:
+    # No __getattr__ fallback (it slows every attribute read): every public method of
+    # asyncio.Transport must be defined on the class itself.
+    assert not hasattr(HeadHoldingTransport, "__getattr__")
+    public = {name for name in dir(asyncio.Transport) if not name.startswith("_")}
+    assert public <= set(vars(HeadHoldingTransport)), public - set(vars(HeadHoldingTransport))
+
+
+async def test_a_held_head_counts_in_the_write_buffer_size() -> None:
+    holding, _real = _holding()
+    assert holding.get_write_buffer_size() == 3
+    holding.write(HEAD)
+    assert holding.get_write_buffer_size() == 3 + len(HEAD)
 
 
 async def test_body_writes_are_not_held() -> None:
