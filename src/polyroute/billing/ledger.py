@@ -345,8 +345,9 @@ def _payment_required(refusal: Refusal, outcome: ReserveOutcome, key: KeyBudget)
 
 async def _done_within(future: asyncio.Future[Any], timeout_s: float) -> bool:
     """Wait up to `timeout_s` for `future` without ever cancelling it (a caller that leaves or
-    gives up leaves it running); whether it is done. One waiter and one timer: about half the
-    work of `asyncio.timeout` around `asyncio.shield` (issue #9), with the same outcome."""
+    gives up leaves it running); whether it is done. One waiter and one timer, with the outcome
+    of `asyncio.timeout` around `asyncio.shield` but without its context manager, state enum
+    reads and second future (issue #9)."""
     if future.done():
         return True
     loop = future.get_loop()
