@@ -9,7 +9,9 @@ dialect's parametrization rather than skipped.
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -268,3 +270,24 @@ async def test_sampling_knobs_reach_models_that_take_them_only(dialect: Dialect,
     assert result.message["content"] == "Echo: hello big world"  # Claude 4.7+ would refuse the knobs with a 400
     sent = json.dumps(fake_of(dialect).requests[-1].body)
     assert ("0.3" in sent) == (dialect.variant != "claude47")
+
+
+@every()
+async def test_a_finished_stream_leaves_no_generator_to_the_garbage_collector(dialect: Dialect, adapter_for, run):
+    # An inner async generator abandoned mid-iteration (a `return` inside `async for`) is closed only
+    # when the GC finalizes it: the loop then runs its aclose() as one more task per stream.
+    hooks = sys.get_asyncgen_hooks()
+    finalized: list[str] = []
+
+    def finalizer(agen: Any) -> None:
+        finalized.append(agen.__qualname__)
+        hooks.finalizer(agen)
+
+    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+    try:
+        result = await run(adapter_for(dialect), chat(), endpoint(dialect, "mock-model"), True)
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+    gc.collect()
+    assert result.message["content"] == "Echo: hello big world"
+    assert finalized == []

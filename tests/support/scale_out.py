@@ -116,5 +116,12 @@ def ledger_audit(gateway: GatewayProcess, account_id: int) -> dict[str, Any]:
     }
 
 
+def settled_total(gateway: GatewayProcess, account_id: int) -> int:
+    """The sum of the account's settle entries: what `spent_pusd` must equal. (Release and void
+    entries record the hold they gave back, which was never spent.)"""
+    rows = gateway.sql("SELECT amount_pusd FROM ledger_entries WHERE account_id = :a AND kind = 'settle'", a=account_id)
+    return sum(int(row["amount_pusd"]) for row in rows)
+
+
 def account_id_of(gateway: GatewayProcess, key_hash: str) -> int:
     return int(gateway.sql("SELECT account_id FROM api_keys WHERE hash = :h", h=key_hash)[0]["account_id"])

@@ -8,7 +8,7 @@ that arrives in one packet costs one read and one timeout arm, not two of each p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import aiohttp
 
@@ -81,7 +81,7 @@ class SSEDataParser:
 
 async def iter_sse_data(
     response: aiohttp.ClientResponse | LeanResponse, *, first_byte_s: float, idle_s: float
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Yield each event's data (multi-line data joined by newlines); comments are skipped.
 
     The first event may take `first_byte_s` (model thinking time); after that a silence longer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, aclosing
 
 import aiohttp
 import msgspec
@@ -66,13 +66,14 @@ class AnthropicProvider:
         body = encode_request(request, endpoint, stream=True)
         translator = StreamTranslator(exclude_reasoning=_exclude_reasoning(request))
         async with self._post(body, stream=True) as response:
-            async for data in iter_sse_data(
-                response, first_byte_s=self._timeouts.first_byte_s, idle_s=self._timeouts.idle_s
-            ):
-                for chunk in translator.feed(upstream_http.decode_event(data, "stream event")):
-                    yield chunk
-                if translator.finished:
-                    return
+            # aclosing: a `return` inside this loop leaves the inner generator to the GC otherwise.
+            events = iter_sse_data(response, first_byte_s=self._timeouts.first_byte_s, idle_s=self._timeouts.idle_s)
+            async with aclosing(events):
+                async for data in events:
+                    for chunk in translator.feed(upstream_http.decode_event(data, "stream event")):
+                        yield chunk
+                    if translator.finished:
+                        return
             raise UpstreamError(FailureKind.PROTOCOL, "upstream stream ended before message_stop")
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ frame within `first_byte_s`, then at most `idle_s` of silence) and turns each fr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -40,7 +40,7 @@ def frame_event(message: EventStreamMessage) -> tuple[str, str, Any]:
 
 async def iter_frames(
     response: aiohttp.ClientResponse, *, first_byte_s: float, idle_s: float
-) -> AsyncIterator[tuple[str, str, Any]]:
+) -> AsyncGenerator[tuple[str, str, Any], None]:
     """Yield each frame; ends at EOF (the caller decides whether the stream was complete)."""
     buffer = EventStreamBuffer()
     timeout_s = first_byte_s

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import AsyncGenerator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, aclosing
 from urllib.parse import quote
 
 import aiohttp
@@ -94,13 +94,14 @@ class BedrockProvider:
         translator = StreamTranslator(exclude_reasoning=reasoning is not None and reasoning.exclude)
         async with self._post(request, endpoint, body, stream=True) as response:
             frames = iter_frames(response, first_byte_s=self._timeouts.first_byte_s, idle_s=self._timeouts.idle_s)
-            async for message_type, kind, payload in frames:
-                if message_type in ("exception", "error"):
-                    raise stream_exception(kind, payload)
-                for chunk in translator.feed(kind, payload):
-                    yield chunk
-                if translator.finished:
-                    return
+            async with aclosing(frames):  # a `return` inside the loop leaves it to the GC otherwise
+                async for message_type, kind, payload in frames:
+                    if message_type in ("exception", "error"):
+                        raise stream_exception(kind, payload)
+                    for chunk in translator.feed(kind, payload):
+                        yield chunk
+                    if translator.finished:
+                        return
             if not translator.stopped:
                 raise UpstreamError(FailureKind.PROTOCOL, "upstream stream ended before messageStop")
 

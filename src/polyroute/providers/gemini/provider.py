@@ -13,7 +13,7 @@ import dataclasses
 import json
 import re
 from collections.abc import AsyncGenerator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, aclosing
 from urllib.parse import quote
 
 import aiohttp
@@ -115,13 +115,14 @@ class GeminiProvider:
         reasoning = reasoning_of(request.params)
         translator = StreamTranslator(exclude_reasoning=reasoning is not None and reasoning.exclude)
         async with self._post(self._url(endpoint, stream=True), body) as response:
-            async for data in iter_sse_data(
-                response, first_byte_s=self._timeouts.first_byte_s, idle_s=self._timeouts.idle_s
-            ):
-                for chunk in translator.feed(upstream_http.decode_event(data, "stream chunk")):
-                    yield chunk
-                if translator.finished:
-                    return
+            # aclosing: a `return` inside this loop leaves the inner generator to the GC otherwise.
+            events = iter_sse_data(response, first_byte_s=self._timeouts.first_byte_s, idle_s=self._timeouts.idle_s)
+            async with aclosing(events):
+                async for data in events:
+                    for chunk in translator.feed(upstream_http.decode_event(data, "stream chunk")):
+                        yield chunk
+                    if translator.finished:
+                        return
             raise UpstreamError(FailureKind.PROTOCOL, "upstream stream ended before a finish reason")
 
     async def aclose(self) -> None:

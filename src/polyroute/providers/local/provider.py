@@ -11,6 +11,7 @@ import asyncio
 import threading
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,8 +105,9 @@ class LocalProvider:
 
         loop.run_in_executor(slot.executor, work)
         try:
-            async for chunk in _chunks(events):
-                yield chunk
+            async with aclosing(_chunks(events)) as chunks:  # closed here if our consumer leaves early
+                async for chunk in chunks:
+                    yield chunk
         finally:
             cancelled.set()
             slot.in_flight -= 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 
 import aiohttp
 import msgspec
@@ -103,18 +103,19 @@ class OpenAICompatProvider:
         body = encode_request(request, endpoint, stream=True)
         async with self._post(body) as response:
             finished = False
-            async for data in iter_sse_data(
-                response, first_byte_s=self._timeouts.first_byte_s, idle_s=self._timeouts.idle_s
-            ):
-                if data == b"[DONE]":
-                    return
-                try:
-                    chunk = decode_chunk(_json_decode(data))
-                except msgspec.DecodeError:
-                    raise UpstreamError(FailureKind.PROTOCOL, "upstream sent an invalid stream chunk") from None
-                if any(choice.get("finish_reason") for choice in chunk.choices):
-                    finished = True
-                yield chunk
+            # aclosing: a `return` inside this loop leaves the inner generator to the GC otherwise.
+            events = iter_sse_data(response, first_byte_s=self._timeouts.first_byte_s, idle_s=self._timeouts.idle_s)
+            async with aclosing(events):
+                async for data in events:
+                    if data == b"[DONE]":
+                        return
+                    try:
+                        chunk = decode_chunk(_json_decode(data))
+                    except msgspec.DecodeError:
+                        raise UpstreamError(FailureKind.PROTOCOL, "upstream sent an invalid stream chunk") from None
+                    if any(choice.get("finish_reason") for choice in chunk.choices):
+                        finished = True
+                    yield chunk
             if not finished:
                 raise UpstreamError(FailureKind.PROTOCOL, "upstream stream ended before it finished")
 
