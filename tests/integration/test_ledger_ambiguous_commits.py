@@ -137,6 +137,12 @@ def assert_consistent(found: dict[str, Any]) -> None:
         assert kinds.count("reserve") == 1 and len(closing) <= 1, (ref, kinds)
 
 
+async def another_hold_open(ledger: Ledger, key: KeyBudget) -> Hold:
+    """Another request's hold, left open: the reserves that follow are queued on the writer and
+    batched (with no other hold open, a lone reserve commits inside the writer's `submit`)."""
+    return await ledger.authorize("gen-other", key, "m/x", PLAN, PROMPT, MAX_TOKENS)
+
+
 # --- the store: reserve and close run twice -----------------------------------------------------------
 async def reserve_once(engine: AsyncEngine, key: KeyBudget, ref: str, amount: int) -> store.ReserveOutcome:
     async with engine.begin() as conn:
@@ -269,19 +275,22 @@ async def test_a_batch_that_landed_unseen_is_rerun_unit_by_unit_exactly_once(
     setup, migrated_engine: AsyncEngine, fault: CommitsThatLandThenFail, caplog: pytest.LogCaptureFixture
 ) -> None:
     ledger, key = setup
+    other = await another_hold_open(ledger, key)
     fault.arm()  # the batch of 8 reserves lands unseen; each is then re-run alone
     holds: list[Hold] = await asyncio.gather(
         *(ledger.authorize(f"gen-{i}", key, "m/x", PLAN, PROMPT, MAX_TOKENS) for i in range(8))
     )
-    assert fault.landed == 1 and len(holds) == 8 and set(ledger.open_holds) == {f"gen-{i}" for i in range(8)}
+    assert fault.landed == 1 and len(holds) == 8
+    assert set(ledger.open_holds) == {f"gen-{i}" for i in range(8)} | {other.ref}
     found = await audit(migrated_engine, key.account_id)
-    assert found["reserved"] == 8 * HOLD, found
+    assert found["reserved"] == 9 * HOLD, found
     assert_consistent(found)
     assert caplog.text.count("a batch of 8 writes failed (DBAPIError); retrying one by one") == 1
 
     fault.arm()  # the batch of 8 settles (and releases) lands unseen; each is then re-run alone
     charges = [0 if i % 4 == 0 else 1_000 * (i + 1) for i in range(8)]
     await asyncio.gather(*(ledger.finish(hold, charge) for hold, charge in zip(holds, charges, strict=True)))
+    await ledger.finish(other, 0)
     found = await settled_down(ledger, migrated_engine, key.account_id, reserved=0)
     assert fault.landed == 2
     assert found["reserved"] == 0 and found["spent"] == sum(charges), found
@@ -310,15 +319,18 @@ async def test_a_caller_gone_during_a_reserve_that_landed_unseen_leaves_no_hold(
     setup, migrated_engine: AsyncEngine, fault: CommitsThatLandThenFail
 ) -> None:
     ledger, key = setup
+    other = await another_hold_open(ledger, key)
     fault.arm()
     task = asyncio.ensure_future(ledger.authorize("gen-1", key, "m/x", PLAN, PROMPT, MAX_TOKENS))
     await asyncio.sleep(0)  # the reserve is queued on the writer
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    await ledger.finish(other, 0)
     found = await settled_down(ledger, migrated_engine, key.account_id, reserved=0)
     assert fault.landed == 1
-    assert found["reserved"] == 0 and found["entries"] == {"gen-1": ["release", "reserve"]}, found
+    expected = {"gen-1": ["release", "reserve"], other.ref: ["release", "reserve"]}
+    assert found["reserved"] == 0 and found["entries"] == expected, found
     assert_consistent(found)
 
 

@@ -108,11 +108,15 @@ async def test_free_plans_reserve_nothing_but_refuse_debt(setup, migrated_engine
 async def test_a_caller_that_leaves_during_the_reserve_leaves_no_hold(setup, migrated_engine: AsyncEngine) -> None:
     ledger, key, _ = setup
     await ledger.grant(key.account_id, 10**12, "grant-1")
+    # Another request's hold is open, so this reserve is queued on the writer (a lone one commits
+    # inside the call, with nothing to leave during).
+    other = await ledger.authorize("gen-0", key, "m/x", PLAN, PROMPT, 100)
     task = asyncio.ensure_future(ledger.authorize("gen-1", key, "m/x", PLAN, PROMPT, 100))
     await asyncio.sleep(0)  # the reserve is queued on the writer
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    await ledger.finish(other, 0)
     for _ in range(100):
         await asyncio.sleep(0.01)
         found = await balance(migrated_engine, key.account_id)
@@ -133,6 +137,37 @@ async def test_the_sweeper_voids_lapsed_leases_with_a_record(setup, migrated_eng
     assert voided == 1 and records.rows == [{"id": "gen-1", "status": "void"}]
     found = await balance(migrated_engine, key.account_id)
     assert found is not None and (found.spent_pusd, found.reserved_pusd) == (0, 0)
+
+
+async def test_a_lone_request_commits_in_place_and_concurrent_ones_share_batches(migrated_engine: AsyncEngine) -> None:
+    """With no other hold open, a reserve or settle commits inside the writer's `submit` on SQLite
+    (no hand-off to its task); requests that overlap still share group commits, and the money is
+    the same either way."""
+    accounts = AccountStore(migrated_engine)
+    account = await accounts.create_account("lone@example.com")
+    _, api_key = await accounts.create_key(account.id, "k")
+    key = KeyBudget(api_key.hash, account.id)
+    writer = WriteBatcher(migrated_engine)
+    records = Records()
+    ledger = Ledger(migrated_engine, writer, write_records=records, lease_s=60)
+    try:
+        await ledger.grant(account.id, 10**12, "grant-lone")
+        for i in range(3):
+            hold = await ledger.authorize(f"gen-{i}", key, "m/x", PLAN, PROMPT, 100)
+            await ledger.finish(hold, 1_000, {"id": f"gen-{i}"})
+        sqlite = migrated_engine.dialect.name == "sqlite"
+        assert writer.inline_commits == (6 if sqlite else 0)  # 3 reserves and 3 settles
+        before = writer.commits
+        holds = await asyncio.gather(*(ledger.authorize(f"gen-c{i}", key, "m/x", PLAN, PROMPT, 100) for i in range(8)))
+        await asyncio.gather(*(ledger.finish(hold, 1_000, {"id": hold.ref}) for hold in holds))
+        assert writer.commits - before <= 3  # the first reserve alone, then one batch each
+        assert writer.inline_commits <= (7 if sqlite else 0)
+        found = await balance(migrated_engine, account.id)
+        assert found is not None and (found.spent_pusd, found.reserved_pusd) == (11_000, 0)
+        assert len(records.rows) == 11 and not ledger.open_holds
+    finally:
+        await ledger.wait_finishing()
+        await writer.aclose()
 
 
 async def test_a_slow_settle_returns_after_the_wait_and_lands_in_the_background(

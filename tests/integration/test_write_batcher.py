@@ -256,3 +256,73 @@ async def test_sqlite_lock_held_elsewhere_is_waited_for_off_the_event_loop(migra
     assert ticks >= 15  # the loop ran while the writer waited for the lock
     assert batcher.lock_waits == 1 and batcher.lock_retries >= 1  # retried in the loop for 1 ms, then waited
     assert await ids(migrated_engine) == {"gen-waited"}
+
+
+async def _parked(batcher: WriteBatcher) -> None:
+    """Start the writer and let it reach its wait for work."""
+    batcher.start()
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_a_lone_unit_commits_inside_submit_when_the_writer_is_idle(migrated_engine: AsyncEngine) -> None:
+    """`alone=True` on an idle SQLite writer: committed before `submit` returns (no hand-off to the
+    writer's task); otherwise the unit is queued as before."""
+    batcher = WriteBatcher(migrated_engine)
+    await _parked(batcher)
+    first = batcher.submit(GenerationStore.insert_work(row("gen-lone")), alone=True)
+    inline = migrated_engine.dialect.name == "sqlite"  # PostgreSQL's writer has no in-loop path
+    assert first.done() is inline
+    await first
+    assert batcher.inline_commits == (1 if inline else 0)
+    assert await ids(migrated_engine) == {"gen-lone"}  # committed: another connection sees it
+
+    queued = batcher.submit(GenerationStore.insert_work(row("gen-queued")))  # not alone
+    behind = batcher.submit(GenerationStore.insert_work(row("gen-behind")), alone=True)  # a unit is queued
+    assert not queued.done() and not behind.done()
+    await asyncio.gather(queued, behind)
+    await batcher.aclose()
+    assert batcher.inline_commits == (1 if inline else 0)
+    assert batcher.commits == 2  # the lone unit, then the two queued ones together
+    assert await ids(migrated_engine) == {"gen-lone", "gen-queued", "gen-behind"}
+
+
+async def test_a_lone_unit_that_fails_inside_submit_reports_it_and_the_writer_goes_on(
+    migrated_engine: AsyncEngine,
+) -> None:
+    batcher = WriteBatcher(migrated_engine)
+    await _parked(batcher)
+
+    def broken(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+
+    failed = batcher.submit(SyncWork(broken), alone=True)
+    with pytest.raises(DBAPIError):
+        await failed
+    await batcher.submit(GenerationStore.insert_work(row("gen-after")), alone=True)
+    await batcher.aclose()
+    assert await ids(migrated_engine) == {"gen-after"}
+
+
+async def test_a_lone_unit_that_finds_the_lock_taken_goes_to_the_writer(migrated_engine: AsyncEngine) -> None:
+    if migrated_engine.dialect.name != "sqlite":
+        return
+    path = migrated_engine.url.database
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    batcher = WriteBatcher(migrated_engine, inline_lock_wait_s=30.0)
+    await _parked(batcher)
+    pending = batcher.submit(GenerationStore.insert_work(row("gen-later")), alone=True)
+    assert not pending.done()  # it found the lock taken and was queued
+    for _ in range(1000):
+        await asyncio.sleep(0)
+        if batcher.lock_retries >= 2:
+            break
+    assert batcher.lock_retries >= 2 and not pending.done()  # the writer retries it in the loop
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(pending, 5)
+    await batcher.aclose()
+    assert batcher.inline_commits == 0 and batcher.commits == 1
+    assert await ids(migrated_engine) == {"gen-later"}

@@ -144,7 +144,7 @@ class Ledger:
     async def _reserve(self, hold: Hold, model: str) -> ReserveOutcome:
         expires_at = utc_now() + timedelta(seconds=self.lease_s)
         unit = ReserveUnit(ReserveRequest(hold.ref, hold.key, hold.amount_pusd, model, expires_at))
-        future = self._submit(unit)
+        future = self._submit(unit, alone=not self.open_holds)
         try:
             outcome = await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -159,9 +159,9 @@ class Ledger:
             self.open_holds[hold.ref] = hold
         return outcome
 
-    def _submit(self, work: ReserveUnit) -> asyncio.Future[ReserveOutcome]:
+    def _submit(self, work: ReserveUnit, *, alone: bool) -> asyncio.Future[ReserveOutcome]:
         try:
-            return self._batcher.submit(work)
+            return self._batcher.submit(work, alone=alone)
         except RuntimeError:
             raise BillingUnavailable() from None
 
@@ -200,13 +200,18 @@ class Ledger:
         if hold.amount_pusd == 0 and record is None:
             return  # nothing was held and nothing is to be written
         work = self._closing_work(hold, charge_pusd, record)
+        # Alone: no other hold of this process is open (a lone request may commit without a hand-off).
+        alone = len(self.open_holds) <= 1 and (not self.open_holds or hold.ref in self.open_holds)
         try:
-            first = self._batcher.submit(work)
+            first = self._batcher.submit(work, alone=alone)
         except RuntimeError:  # the writer is closing: the background path reports it
             self._track(asyncio.ensure_future(self._close(hold, charge_pusd, record)))
             return
         self._first_attempts.add(first)
-        first.add_done_callback(lambda done: self._first_attempt_done(done, hold, charge_pusd, record))
+        if first.done():  # committed inside `submit`: the hold is closed before the next request looks
+            self._first_attempt_done(first, hold, charge_pusd, record)
+        else:
+            first.add_done_callback(lambda done: self._first_attempt_done(done, hold, charge_pusd, record))
         loop = first.get_loop()
         deadline = loop.time() + self._finish_wait_s
         if await _done_within(first, self._finish_wait_s):

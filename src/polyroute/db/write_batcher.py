@@ -154,6 +154,7 @@ class WriteBatcher:
         self.checkpoints = 0  # WAL checkpoints run off the writer (for tests)
         self.wal_restarts = 0  # RESTART checkpoints the writer paused for (for tests)
         self.commits = 0  # transactions committed (for measurements and tests)
+        self.inline_commits = 0  # of which lone units committed by `submit` itself
         self.lock_retries = 0  # SQLite: in-loop retries of a batch that found the write lock taken
         self.lock_waits = 0  # SQLite: batches that then waited for the lock on the writer thread
 
@@ -161,13 +162,21 @@ class WriteBatcher:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="write-batcher")
 
-    def submit(self, work: Work[T]) -> asyncio.Future[T]:
+    def submit(self, work: Work[T], *, alone: bool = False) -> asyncio.Future[T]:
         """Queue `work`; the future resolves after the transaction holding it has committed.
 
-        The unit runs even if the caller stops waiting (cancellation does not reach it)."""
+        The unit runs even if the caller stops waiting (cancellation does not reach it).
+
+        `alone`: the caller knows of no other write of this process on its way (a lone request). On
+        a SQLite file, if the writer is idle, the unit then commits right here and the future comes
+        back resolved: a hand-off to the writer's task costs two passes of the event loop each way
+        (issue #9). Only a lone unit does this, so group commit under load is unchanged; one that
+        finds SQLite's lock taken goes to the writer as usual."""
         if self._closing:
             raise RuntimeError("the write batcher is closed")
         future: asyncio.Future[T] = self._running_loop().create_future()
+        if alone and self._idle() and hasattr(work, "run_sync") and self._commit_here(work, future):
+            return future
         self._queue.append((work, future))
         self._wake()
         if self._task is None:  # not started (tests, CLI): run inline on the next loop turn
@@ -176,6 +185,34 @@ class WriteBatcher:
 
     async def run(self, work: Work[T]) -> T:
         return await self.submit(work)
+
+    def _idle(self) -> bool:
+        """The writer's task waits for work (no batch running or queued, no WAL restart due), on SQLite."""
+        waiter = self._waiter
+        return (
+            self._thread is not None
+            and waiter is not None
+            and not waiter.done()
+            and not self._queue
+            and not self._restart_wal
+        )
+
+    def _commit_here(self, work: SyncUnit[T], future: asyncio.Future[T]) -> bool:
+        """One unit, one transaction, now (see `submit`); False if SQLite's write lock was taken."""
+        try:
+            [result] = self._sync_transaction([work], wait=False)
+        except DBAPIError as error:
+            if is_lock_conflict(error):
+                return False  # the writer retries it in the loop, then on its thread
+            future.set_exception(error)
+        except Exception as error:  # as the writer would: the caller sees it
+            future.set_exception(error)
+        else:
+            self.commits += 1
+            self.inline_commits += 1
+            self._maybe_checkpoint()
+            future.set_result(result)
+        return True
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
