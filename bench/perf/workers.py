@@ -115,15 +115,18 @@ def _separate_round(round_: int, pair: list[tuple[Proc, int, str]], body: Path, 
     if any(result is None or result["errors"] for result in results):
         print(f"# separate gateways: wrk failed or saw errors: {json.dumps(results)}", file=sys.stderr)
         return False
-    user = sum(cpu_split(proc.pid)[0] - u for (u, _), proc in before)
-    system = sum(cpu_split(proc.pid)[1] - s for (_, s), proc in before)
-    n = sum(result["requests"] for result in results if result is not None)
-    p99 = max(result["p99_ms"] for result in results if result is not None)
-    print(
-        f"| {round_} | 2 x 1 worker, separate databases | {n / seconds:,.0f} | {1000 * (user + system) / n:.3f} "
-        f"| {1000 * user / n:.3f} | {1000 * system / n:.3f} | {(user + system) / elapsed:.2f} | {p99:.1f} |",
-        flush=True,
-    )
+    rows = []
+    for ((u0, s0), proc), result in zip(before, results, strict=True):
+        assert result is not None
+        u1, s1 = cpu_split(proc.pid)
+        rows.append((f"separate, {proc.name}", result["requests"], u1 - u0, s1 - s0, result["p99_ms"]))
+    total = ("2 x 1 worker, separate databases", *(sum(row[i] for row in rows) for i in (1, 2, 3)))
+    for name, n, user, system, *p99 in [*rows, (*total, max(row[4] for row in rows))]:
+        print(
+            f"| {round_} | {name} | {n / seconds:,.0f} | {1000 * (user + system) / n:.3f} | {1000 * user / n:.3f} "
+            f"| {1000 * system / n:.3f} | {(user + system) / elapsed:.2f} | {p99[0]:.1f} |",
+            flush=True,
+        )
     return True
 
 

@@ -326,3 +326,36 @@ async def test_a_lone_unit_that_finds_the_lock_taken_goes_to_the_writer(migrated
     await batcher.aclose()
     assert batcher.inline_commits == 0 and batcher.commits == 1
     assert await ids(migrated_engine) == {"gen-later"}
+
+
+async def test_sqlite_batch_runs_only_once_it_holds_the_write_lock(migrated_engine: AsyncEngine) -> None:
+    """The batch begins with BEGIN IMMEDIATE: while another connection holds the lock, the retries
+    are refused BEGINs and the units never start (before, each retry ran the batch up to its first
+    write, which failed and was rolled back)."""
+    if migrated_engine.dialect.name != "sqlite":
+        return
+    path = migrated_engine.url.database
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    batcher = WriteBatcher(migrated_engine, inline_lock_wait_s=30.0)
+    insert = GenerationStore.insert_work(row("gen-locked"))
+    runs = 0
+
+    def write(conn: Connection) -> None:
+        nonlocal runs
+        runs += 1
+        insert.run_sync(conn)
+
+    pending = batcher.submit(SyncWork(write))
+    for _ in range(1000):
+        await asyncio.sleep(0)
+        if batcher.lock_retries >= 5:
+            break
+    assert batcher.lock_retries >= 5 and runs == 0 and not pending.done()
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(pending, 5)
+    await batcher.aclose()
+    assert runs == 1 and batcher.lock_waits == 0
+    assert await ids(migrated_engine) == {"gen-locked"}
