@@ -27,6 +27,28 @@ async def ids(engine: AsyncEngine) -> set[str]:
         return set((await conn.execute(select(generations.c.id))).scalars())
 
 
+def lock_held_elsewhere(engine: AsyncEngine) -> sqlite3.Connection:
+    """Another connection holding SQLite's write lock; `let_go` releases it."""
+    path = engine.url.database
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def let_go(other: sqlite3.Connection) -> None:
+    other.execute("COMMIT")
+    other.close()
+
+
+async def retried(batcher: WriteBatcher, times: int) -> None:
+    """Let the loop run until the writer has retried against the lock `times` times (or 1,000 passes)."""
+    for _ in range(1000):
+        await asyncio.sleep(0)
+        if batcher.lock_retries >= times:
+            return
+
+
 async def test_concurrent_units_share_few_transactions(migrated_engine: AsyncEngine) -> None:
     batcher = WriteBatcher(migrated_engine)
     batcher.start()
@@ -201,10 +223,7 @@ async def test_sqlite_lock_held_briefly_is_retried_in_the_loop(migrated_engine: 
     at a time, rather than waited for on the writer thread (SQLite's busy handler sleeps 1 ms first)."""
     if migrated_engine.dialect.name != "sqlite":
         return
-    path = migrated_engine.url.database
-    assert path is not None
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
+    other = lock_held_elsewhere(migrated_engine)
     batcher = WriteBatcher(migrated_engine, inline_lock_wait_s=30.0)  # the mechanism, not the timing
     insert = GenerationStore.insert_work(row("gen-retried"))
 
@@ -213,13 +232,9 @@ async def test_sqlite_lock_held_briefly_is_retried_in_the_loop(migrated_engine: 
         return threading.current_thread().name
 
     where = batcher.submit(SyncWork(write))
-    for _ in range(1000):
-        await asyncio.sleep(0)
-        if batcher.lock_retries >= 3:
-            break
+    await retried(batcher, 3)
     assert batcher.lock_retries >= 3 and not where.done()  # it found the lock taken and kept trying
-    other.execute("COMMIT")
-    other.close()
+    let_go(other)
     assert await asyncio.wait_for(where, 5) == threading.current_thread().name  # ran in the loop
     await batcher.aclose()
     assert batcher.lock_waits == 0
@@ -231,10 +246,7 @@ async def test_sqlite_lock_held_elsewhere_is_waited_for_off_the_event_loop(migra
     lock, it waits on its thread instead, and the event loop keeps running meanwhile."""
     if migrated_engine.dialect.name != "sqlite":
         return  # PostgreSQL waits on row locks in asyncpg, never in the loop
-    path = migrated_engine.url.database
-    assert path is not None
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # hold SQLite's write lock
+    other = lock_held_elsewhere(migrated_engine)
     batcher = WriteBatcher(migrated_engine)
     ticks = 0
 
@@ -248,8 +260,7 @@ async def test_sqlite_lock_held_elsewhere_is_waited_for_off_the_event_loop(migra
     pending = batcher.submit(GenerationStore.insert_work(row("gen-waited")))
     await asyncio.sleep(0.3)
     assert not pending.done()
-    other.execute("COMMIT")
-    other.close()
+    let_go(other)
     await asyncio.wait_for(pending, 5)
     ticking.cancel()
     await batcher.aclose()
@@ -307,21 +318,14 @@ async def test_a_lone_unit_that_fails_inside_submit_reports_it_and_the_writer_go
 async def test_a_lone_unit_that_finds_the_lock_taken_goes_to_the_writer(migrated_engine: AsyncEngine) -> None:
     if migrated_engine.dialect.name != "sqlite":
         return
-    path = migrated_engine.url.database
-    assert path is not None
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
+    other = lock_held_elsewhere(migrated_engine)
     batcher = WriteBatcher(migrated_engine, inline_lock_wait_s=30.0)
     await _parked(batcher)
     pending = batcher.submit(GenerationStore.insert_work(row("gen-later")), alone=True)
     assert not pending.done()  # it found the lock taken and was queued
-    for _ in range(1000):
-        await asyncio.sleep(0)
-        if batcher.lock_retries >= 2:
-            break
+    await retried(batcher, 2)
     assert batcher.lock_retries >= 2 and not pending.done()  # the writer retries it in the loop
-    other.execute("COMMIT")
-    other.close()
+    let_go(other)
     await asyncio.wait_for(pending, 5)
     await batcher.aclose()
     assert batcher.inline_commits == 0 and batcher.commits == 1
@@ -334,10 +338,7 @@ async def test_sqlite_batch_runs_only_once_it_holds_the_write_lock(migrated_engi
     write, which failed and was rolled back)."""
     if migrated_engine.dialect.name != "sqlite":
         return
-    path = migrated_engine.url.database
-    assert path is not None
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
+    other = lock_held_elsewhere(migrated_engine)
     batcher = WriteBatcher(migrated_engine, inline_lock_wait_s=30.0)
     insert = GenerationStore.insert_work(row("gen-locked"))
     runs = 0
@@ -348,13 +349,9 @@ async def test_sqlite_batch_runs_only_once_it_holds_the_write_lock(migrated_engi
         insert.run_sync(conn)
 
     pending = batcher.submit(SyncWork(write))
-    for _ in range(1000):
-        await asyncio.sleep(0)
-        if batcher.lock_retries >= 5:
-            break
+    await retried(batcher, 5)
     assert batcher.lock_retries >= 5 and runs == 0 and not pending.done()
-    other.execute("COMMIT")
-    other.close()
+    let_go(other)
     await asyncio.wait_for(pending, 5)
     await batcher.aclose()
     assert runs == 1 and batcher.lock_waits == 0
