@@ -210,14 +210,10 @@ class WriteBatcher:
         """One unit, one transaction, now (see `submit`); False if SQLite's write lock was taken."""
         try:
             [result] = self._sync_transaction([work], wait=False)
-        except WriteLockTaken:
-            return False  # the writer retries it in the loop, then on its thread
-        except DBAPIError as error:
+        except Exception as error:
             if is_lock_conflict(error):
-                return False
-            future.set_exception(error)
-        except Exception as error:  # as the writer would: the caller sees it
-            future.set_exception(error)
+                return False  # the writer retries it in the loop, then on its thread
+            future.set_exception(error)  # as the writer would: the caller sees it
         else:
             self.commits += 1
             self.inline_commits += 1
@@ -319,9 +315,7 @@ class WriteBatcher:
         while True:
             try:
                 return self._sync_transaction(works, wait=False)
-            except WriteLockTaken:
-                pass
-            except DBAPIError as error:
+            except (WriteLockTaken, DBAPIError) as error:
                 if not is_lock_conflict(error):
                     raise
             now = loop.time()
@@ -357,8 +351,6 @@ class WriteBatcher:
         try:
             raw.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if raw.in_transaction:  # a BEGIN inside a transaction: a bug, but leave nothing open
-                raw.rollback()
             if "locked" in str(error) or "busy" in str(error):
                 raise WriteLockTaken() from None
             raise DBAPIError.instance("BEGIN IMMEDIATE", None, error, sqlite3.Error) from error
