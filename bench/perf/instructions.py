@@ -1,6 +1,7 @@
 """Instructions per chat request, counted by valgrind's callgrind: an A/B that a shared machine cannot blur.
 
     .venv/bin/python bench/perf/instructions.py [--rev COMMIT] [--baseline COMMIT] [--requests 150]
+                                                [--concurrency 1]
 
 On this shared 2-core VM the CPU time per request moves by 15 to 30 % from one wrk round to the next,
 so a 5 % change cannot be seen in `run.sh`'s figures. callgrind counts the instructions the gateway
@@ -9,6 +10,8 @@ for the same code and inputs whatever else the machine does. Each variant (the w
 `--rev`, and `--baseline`) runs `polyroute serve` under callgrind with the same config, database
 kind, key and credits as `run.py`, against the nginx mock; after a warm-up the counters are zeroed,
 N sequential non-streaming requests are sent, the counters dumped, and the same again for streams.
+With `--concurrency C`, C connections send the N requests at once (N/C each), so the ledger's
+group commit batches them as under load (under callgrind batches grow larger than at full speed).
 
 What it does not count: the kernel's work (system calls, loopback TCP), so fewer writes or fewer
 packets show up in `run.sh`'s CPU time, not here; and time spent waiting. Background timers (the
@@ -43,6 +46,7 @@ def main() -> int:
     parser.add_argument("--baseline", help="also measure this commit's src/, side by side")
     parser.add_argument("--requests", type=int, default=150, help="measured requests per kind")
     parser.add_argument("--warmup", type=int, default=40, help="requests per kind before counting")
+    parser.add_argument("--concurrency", type=int, default=1, help="connections sending the requests at once")
     args = parser.parse_args()
     variants = [("after", args.rev)] + ([("before", args.baseline)] if args.baseline else [])
     root = Path(tempfile.mkdtemp(prefix="polyroute-instr."))
@@ -52,13 +56,16 @@ def main() -> int:
         _, nginx_port = mock_upstream.start_nginx(procs, root, None)
         with ThreadPoolExecutor(len(variants)) as pool:
             jobs = [
-                pool.submit(_measure, procs, root / name, name, rev, nginx_port, args.requests, args.warmup)
+                pool.submit(
+                    _measure, procs, root / name, name, rev, nginx_port, args.requests, args.warmup, args.concurrency
+                )
                 for name, rev in variants
             ]
             results = [job.result() for job in jobs]
     finally:
         procs.stop_all()
-    print(f"| variant | non-stream instructions/request | stream instructions/request | (N = {args.requests}) |")
+    shape = f"N = {args.requests}" + (f", {args.concurrency} at once" if args.concurrency > 1 else "")
+    print(f"| variant | non-stream instructions/request | stream instructions/request | ({shape}) |")
     print("|---|---:|---:|---|")
     for label, json_ir, sse_ir in results:
         print(f"| {label} | {json_ir:,.0f} | {sse_ir:,.0f} | |")
@@ -69,7 +76,14 @@ def main() -> int:
 
 
 def _measure(
-    procs: Processes, root: Path, name: str, rev: str | None, nginx_port: int, requests: int, warmup: int
+    procs: Processes,
+    root: Path,
+    name: str,
+    rev: str | None,
+    nginx_port: int,
+    requests: int,
+    warmup: int,
+    concurrency: int = 1,
 ) -> tuple[str, float, float]:
     root.mkdir(parents=True)
     extra = {"PYTHONHASHSEED": "0"}
@@ -99,19 +113,26 @@ def _measure(
     gateway._wait_ready(port, proc, timeout_s=600)
     figures = []
     for model, stream in ((mock_upstream.MODEL_JSON, False), (mock_upstream.MODEL_SSE, True)):
-        conn = seq_latency.Connection(port, CHAT, mock_upstream.client_body(model, stream=stream), setup.key, 120)
-        for _ in range(warmup):
-            _ok(conn.call()[0])
-        _callgrind_control("-z", proc.pid)
-        for _ in range(requests):
-            _ok(conn.call()[0])
+        body = mock_upstream.client_body(model, stream=stream)
+        conns = [seq_latency.Connection(port, CHAT, body, setup.key, 600) for _ in range(concurrency)]
+        each = requests // concurrency
+        with ThreadPoolExecutor(concurrency) as senders:
+            list(senders.map(_send, conns, [max(1, warmup // concurrency)] * concurrency))
+            _callgrind_control("-z", proc.pid)
+            list(senders.map(_send, conns, [each] * concurrency))
         before = set(root.glob("callgrind.out*"))
         _callgrind_control("-d", proc.pid)
         dump = _new_dump(root, before)
-        figures.append(_instructions(dump) / requests)
+        figures.append(_instructions(dump) / (each * concurrency))
         print(f"# {name} {'stream' if stream else 'non-stream'}: {dump} (callgrind_annotate reads it)", flush=True)
-        conn.close()
+        for conn in conns:
+            conn.close()
     return label, figures[0], figures[1]
+
+
+def _send(conn: seq_latency.Connection, count: int) -> None:
+    for _ in range(count):
+        _ok(conn.call()[0])
 
 
 def _ok(status: int) -> None:
