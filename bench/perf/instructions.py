@@ -1,7 +1,7 @@
 """Instructions per chat request, counted by valgrind's callgrind: an A/B that a shared machine cannot blur.
 
     .venv/bin/python bench/perf/instructions.py [--rev COMMIT] [--baseline COMMIT] [--requests 150]
-                                                [--concurrency 1]
+                                                [--concurrency 1] [--gateway-env NAME=VALUE]
 
 On this shared 2-core VM the CPU time per request moves by 15 to 30 % from one wrk round to the next,
 so a 5 % change cannot be seen in `run.sh`'s figures. callgrind counts the instructions the gateway
@@ -12,6 +12,8 @@ kind, key and credits as `run.py`, against the nginx mock; after a warm-up the c
 N sequential non-streaming requests are sent, the counters dumped, and the same again for streams.
 With `--concurrency C`, C connections send the N requests at once (N/C each), so the ledger's
 group commit batches them as under load (under callgrind batches grow larger than at full speed).
+`--gateway-env` sets a variable for both variants' gateways (e.g. POLYROUTE_LOG_LEVEL=WARNING, to
+count what the access line costs by its absence).
 
 What it does not count: the kernel's work (system calls, loopback TCP), so fewer writes or fewer
 packets show up in `run.sh`'s CPU time, not here; and time spent waiting. Background timers (the
@@ -47,6 +49,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=150, help="measured requests per kind")
     parser.add_argument("--warmup", type=int, default=40, help="requests per kind before counting")
     parser.add_argument("--concurrency", type=int, default=1, help="connections sending the requests at once")
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE", help="extra gateway env")
     args = parser.parse_args()
     variants = [("after", args.rev)] + ([("before", args.baseline)] if args.baseline else [])
     root = Path(tempfile.mkdtemp(prefix="polyroute-instr."))
@@ -57,7 +60,16 @@ def main() -> int:
         with ThreadPoolExecutor(len(variants)) as pool:
             jobs = [
                 pool.submit(
-                    _measure, procs, root / name, name, rev, nginx_port, args.requests, args.warmup, args.concurrency
+                    _measure,
+                    procs,
+                    root / name,
+                    name,
+                    rev,
+                    nginx_port,
+                    args.requests,
+                    args.warmup,
+                    args.concurrency,
+                    gateway.parse_env_pairs(args.gateway_env),
                 )
                 for name, rev in variants
             ]
@@ -84,9 +96,10 @@ def _measure(
     requests: int,
     warmup: int,
     concurrency: int = 1,
+    gateway_env: dict[str, str] | None = None,
 ) -> tuple[str, float, float]:
     root.mkdir(parents=True)
-    extra = {"PYTHONHASHSEED": "0"}
+    extra = {**(gateway_env or {}), "PYTHONHASHSEED": "0"}
     label = "working tree"
     if rev:  # the variant's own code creates its database too (its migrations may be older)
         label, src = gateway.export_src(rev, root / "rev")
