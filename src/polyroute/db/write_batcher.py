@@ -116,7 +116,12 @@ def is_lock_conflict(error: BaseException) -> bool:
     code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
     if code in _CONFLICT_CODES:
         return True
-    text = str(error.orig).lower()
+    return _says_locked(str(error.orig))
+
+
+def _says_locked(message: str) -> bool:
+    """SQLite's busy and locked errors (and a PostgreSQL deadlock), by their message."""
+    text = message.lower()
     return "database is locked" in text or "database table is locked" in text or "deadlock" in text
 
 
@@ -351,7 +356,7 @@ class WriteBatcher:
         try:
             raw.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if "locked" in str(error) or "busy" in str(error):
+            if _says_locked(str(error)):
                 raise WriteLockTaken() from None
             raise DBAPIError.instance("BEGIN IMMEDIATE", None, error, sqlite3.Error) from error
 
