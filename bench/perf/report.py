@@ -40,6 +40,7 @@ def targets(res: R) -> list[R]:
     tp, mem = res.get("throughput") or {}, res.get("memory") or {}
     added = (res.get("sequential") or {}).get("added") or {}
     one, two, lite = tp.get("polyroute_1w") or {}, tp.get("polyroute_2w") or {}, tp.get("litellm") or {}
+    bare = tp.get("bare_relay") or {}
     streams = mem.get("streams") or {}
     worker_rss = (mem.get("rss_1w_mb") or []) + (mem.get("rss_2w_mb") or [])
     all_open = streams and streams.get("open") == streams.get("streams")
@@ -54,6 +55,7 @@ def targets(res: R) -> list[R]:
             (one.get("json") or {}).get("rps"),
             "req/s",
         ),
+        ("moonshot: non-stream throughput / bare relay's", ">=", 0.5, ratio(one.get("json"), bare.get("json")), "x"),
         ("sequential added latency p50", "<=", 0.5, added.get("json_p50_ms"), "ms"),
         ("sequential added latency p99", "<=", 2.0, added.get("json_p99_ms"), "ms"),
         ("stream throughput / LiteLLM's", ">=", 30, ratio(one.get("sse"), lite.get("sse")), "x"),
@@ -139,6 +141,7 @@ def _throughput(res: R) -> list[str]:
     ]
     names = {
         "direct": "nginx direct (ceiling)",
+        "bare_relay": f"bare Python relay, no features (cpu {meta['gateway_cpus']})",
         "polyroute_1w": f"polyroute, 1 worker (cpu {meta['gateway_cpus']})",
         "baseline_1w": f"baseline: polyroute {meta.get('baseline')}, 1 worker (cpu {meta['gateway_cpus']})",
         "polyroute_2w": f"polyroute, 2 workers (cpus {meta['gateway2_cpus']})",
@@ -155,6 +158,7 @@ def _throughput(res: R) -> list[str]:
     pairs = (
         ("polyroute / LiteLLM", one, tp.get("litellm") or {}, "{:.2f}x"),
         ("2 workers / 1 worker", tp.get("polyroute_2w") or {}, one, "{:.2f}x"),
+        ("polyroute / bare Python relay", one, tp.get("bare_relay") or {}, "{:.2f}x"),
         ("polyroute / nginx direct", one, tp.get("direct") or {}, "{:.4f}x"),
     )
     if tp.get("baseline_1w"):
@@ -167,6 +171,15 @@ def _throughput(res: R) -> list[str]:
         "CPU ms/req: CPU time the target's processes used during the round / requests answered; (cores): that CPU"
         " time / the round's duration. A target well under 1.00 core per worker waited on something other than CPU.",
     ]
+    if tp.get("bare_relay"):
+        lines += [
+            "",
+            "Bare Python relay: bench/stack/relay.py as ADR 0001 chose the stack (Starlette routing, lean SSE answer,"
+            " uvicorn + uvloop + httptools, aiohttp, msgspec): parses, rewrites and relays, with no key auth, ledger,"
+            " records, limits, metrics or access log.",
+        ]
+    if meta.get("bare_problem"):
+        lines += ["", f"Bare relay not measured: {meta['bare_problem']}"]
     if meta.get("litellm_problem"):
         lines += ["", f"LiteLLM not measured: {meta['litellm_problem']}"]
     return lines
@@ -185,6 +198,8 @@ def _memory(res: R) -> list[str]:
     lines.append(f"| polyroute, 2 workers (each) | {each(mem.get('rss_2w_mb'))} |")
     if mem.get("rss_baseline_mb"):
         lines.append(f"| baseline, 1 worker | {each(mem.get('rss_baseline_mb'))} |")
+    if mem.get("bare_relay_mb"):
+        lines.append(f"| bare Python relay | {mb.format(mem['bare_relay_mb'])} |")
     if mem.get("litellm_mb"):
         lines.append(f"| LiteLLM proxy, 1 worker (all its processes) | {mb.format(mem['litellm_mb'])} |")
     if streams:

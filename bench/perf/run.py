@@ -3,7 +3,8 @@
     bench/perf/run.sh [--quick] [--no-litellm] [--db sqlite|postgres] [--rev COMMIT] [--out FILE]
 
 Starts the nginx mock upstream, a drip upstream for slow streams, polyroute with one worker (on the
-gateway core) and with two workers (on both cores), and, in the full run, LiteLLM's proxy; then
+gateway core) and with two workers (on both cores), a bare Python relay with no features (on the
+gateway core: the issue's second reference) and, in the full run, LiteLLM's proxy; then
 measures sequential added latency and time-to-first-token overhead, throughput at 32 connections,
 RSS, and RSS under N concurrent slow streams, and prints the report (also written to FILE and
 FILE.json). Everything runs on 127.0.0.1, in one temp dir, and every process started is stopped by
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import bare_relay
 import gateway
 import litellm_proxy
 import load
@@ -55,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run (< 60 s), no LiteLLM, 200 slow streams")
     parser.add_argument("--litellm", action=argparse.BooleanOptionalAction, default=None, help="measure LiteLLM too")
+    parser.add_argument(
+        "--bare", action=argparse.BooleanOptionalAction, default=True, help="measure a bare Python relay too"
+    )
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite", help="gateway database")
     parser.add_argument("--pg-server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--out", type=Path, help="markdown report path (default: bench/perf/results/...)")
@@ -152,6 +157,7 @@ def meta(args: argparse.Namespace, cpus: dict[str, str | None]) -> Json:
         "rounds": args.rounds,
         "wrk_s": args.wrk_s,
         "litellm": args.litellm,
+        "bare": args.bare,
         "features": {},
         "credits": "none",
         "notes": [] if cpus["gateway"] != cpus["load"] else ["fewer than 2 CPUs: nothing is isolated"],
@@ -223,6 +229,9 @@ def measure(
     if base is not None:
         chat = "/api/v1/chat/completions"
         targets.insert(2, load.Target("baseline_1w", base[1], chat, chat, base_setup.key, base[0].pid))
+    bare = start_bare_relay(cpus, procs, nginx_port, bodies, info) if args.bare else None
+    if bare is not None:
+        targets.insert(1, bare[1])
     lite = start_litellm(cpus, root, procs, nginx_port, bodies, info) if args.litellm else None
     if lite is not None:
         targets.append(lite[1])
@@ -241,6 +250,9 @@ def measure(
     if lite is not None:
         mem["litellm_mb"] = round(sum(rss_mb(pid) for pid in group_members(lite[0].pid)), 1)
         procs.stop(lite[0])
+    if bare is not None:
+        mem["bare_relay_mb"] = round(rss_mb(bare[0].pid), 1)
+        procs.stop(bare[0])
     procs.stop(gw2)
     if base is not None:
         mem["rss_baseline_mb"] = [round(v, 1) for v in gateway.worker_rss_mb(base[0])]
@@ -251,6 +263,25 @@ def measure(
             procs, gw1, port1, drip_port, bodies["slow"], setup.key, args.streams, cpus["load"], 60
         )
     gateway.confirm_records(port1, setup.key, generation_id, info["features"])
+
+
+def start_bare_relay(
+    cpus: dict[str, str | None], procs: Processes, nginx_port: int, bodies: dict[str, Path], info: Json
+) -> tuple[Proc, load.Target] | None:
+    """Start bench/stack's relay with no features; None (with a note in the report) when it cannot run."""
+    try:
+        proc, port = bare_relay.start(procs, nginx_port, cpus["gateway"])
+        verdict = bare_relay.check(port, bodies["json"].read_bytes(), bodies["sse"].read_bytes())
+    except (RuntimeError, OSError) as error:
+        info["bare_problem"] = (str(error).splitlines() or [type(error).__name__])[0]
+        return None
+    if verdict != "ok":
+        info["bare_problem"] = verdict
+        procs.stop(proc)
+        return None
+    say(f"bare Python relay on :{port}")
+    path = "/api/v1/chat/completions"
+    return proc, load.Target("bare_relay", port, path, path, None, proc.pid)
 
 
 def start_litellm(

@@ -5,9 +5,12 @@ The floor is a ratio within the same run, so a loaded CI machine does not make i
 non-streaming throughput (one worker, every feature on, SQLite) over nginx answering the same
 request directly. At commit b2e977c (2026-11-22) it measured 0.027 in the full run, and 0.016 in
 quick runs while other test suites kept the machine's load average at 3 to 5. The floor, 0.003, is
-a fifth of the loaded figure. Raise it as the gateway gets faster (bench/README.md has the latest
-figures). wrk, nginx and taskset are required: the test fails, never skips, when they are missing
-(Debian: `apt-get install -y wrk nginx`; taskset is in util-linux).
+a fifth of the loaded figure. A second floor compares polyroute with the bare Python relay on the
+same core (bench/perf/bare_relay.py: the same stack with no features), which moves with the
+machine as polyroute does: 0.45 in a quick run at 313b304 (2026-12-05), floor 0.1. Raise both as
+the gateway gets faster (bench/README.md has the latest figures). wrk, nginx and taskset are
+required: the test fails, never skips, when they are missing (Debian: `apt-get install -y wrk
+nginx`; taskset is in util-linux).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pytest
 
 RUN = Path(__file__).resolve().parents[2] / "bench" / "perf" / "run.py"
 FLOOR_VS_DIRECT = 0.003  # polyroute / nginx, non-streaming req/s at 32 connections
+FLOOR_VS_BARE = 0.1  # polyroute / the bare Python relay, non-streaming req/s at 32 connections
 RUN_TIMEOUT_S = 150
 
 
@@ -55,7 +59,7 @@ def test_quick_benchmark_reports_every_row_and_the_gateway_clears_the_floor(tmp_
         for column in ("json_p50_ms", "json_p99_ms", "ttft_p50_ms", "ttft_p99_ms", "sse_p50_ms", "sse_p99_ms"):
             assert seq[path][column] is not None, f"sequential {path} {column} missing"
         assert seq[path]["errors"] == 0, f"sequential {path}: {seq[path]['errors']} failed requests"
-    for target in ("direct", "polyroute_1w", "polyroute_2w"):
+    for target in ("direct", "bare_relay", "polyroute_1w", "polyroute_2w"):
         for mode in ("json", "sse"):
             cell = tp[target][mode]
             assert cell["rps"] > 0, f"{target} {mode}: no throughput"
@@ -71,9 +75,15 @@ def test_quick_benchmark_reports_every_row_and_the_gateway_clears_the_floor(tmp_
     assert features["ledger reserve+settle"].startswith("on"), features
     for heading in ("### Sequential", "### Throughput", "### Memory", "### Targets"):
         assert heading in report
+    assert "polyroute / bare Python relay" in report and "moonshot" in report
 
     ratio = tp["polyroute_1w"]["json"]["rps"] / tp["direct"]["json"]["rps"]
     assert ratio >= FLOOR_VS_DIRECT, (
         f"polyroute answered {tp['polyroute_1w']['json']['rps']:.0f} req/s vs nginx's "
         f"{tp['direct']['json']['rps']:.0f} ({ratio:.4f}x): below the floor {FLOOR_VS_DIRECT}x\n{report}"
+    )
+    vs_bare = tp["polyroute_1w"]["json"]["rps"] / tp["bare_relay"]["json"]["rps"]
+    assert vs_bare >= FLOOR_VS_BARE, (
+        f"polyroute answered {tp['polyroute_1w']['json']['rps']:.0f} req/s vs the bare relay's "
+        f"{tp['bare_relay']['json']['rps']:.0f} ({vs_bare:.3f}x): below the floor {FLOOR_VS_BARE}x\n{report}"
     )
