@@ -13,7 +13,9 @@ N sequential non-streaming requests are sent, the counters dumped, and the same 
 With `--concurrency C`, C connections send the N requests at once (N/C each), so the ledger's
 group commit batches them as under load (under callgrind batches grow larger than at full speed).
 `--gateway-env` sets a variable for both variants' gateways (e.g. POLYROUTE_LOG_LEVEL=WARNING, to
-count what the access line costs by its absence).
+count what the access line costs by its absence); `--model` sends the non-streaming requests to
+another model of the bench config (`mock/fast:free`: no reserve and no charge, the record still
+written; give it POLYROUTE_FREE_RPM and POLYROUTE_FREE_RPD high enough for N).
 
 What it does not count: the kernel's work (system calls, loopback TCP), so fewer writes or fewer
 packets show up in `run.sh`'s CPU time, not here; and time spent waiting. Background timers (the
@@ -50,6 +52,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=40, help="requests per kind before counting")
     parser.add_argument("--concurrency", type=int, default=1, help="connections sending the requests at once")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE", help="extra gateway env")
+    parser.add_argument(
+        "--model", default=mock_upstream.MODEL_JSON, help=f"non-streaming model (e.g. {gateway.FREE_MODEL}: no money)"
+    )
     args = parser.parse_args()
     variants = [("after", args.rev)] + ([("before", args.baseline)] if args.baseline else [])
     root = Path(tempfile.mkdtemp(prefix="polyroute-instr."))
@@ -70,6 +75,7 @@ def main() -> int:
                     args.warmup,
                     args.concurrency,
                     gateway.parse_env_pairs(args.gateway_env),
+                    args.model,
                 )
                 for name, rev in variants
             ]
@@ -97,6 +103,7 @@ def _measure(
     warmup: int,
     concurrency: int = 1,
     gateway_env: dict[str, str] | None = None,
+    json_model: str = mock_upstream.MODEL_JSON,
 ) -> tuple[str, float, float]:
     root.mkdir(parents=True)
     extra = {**(gateway_env or {}), "PYTHONHASHSEED": "0"}
@@ -125,7 +132,7 @@ def _measure(
     proc = procs.start(f"gateway-{name}", argv, cpus=None, env=setup.env)
     gateway._wait_ready(port, proc, timeout_s=600)
     figures = []
-    for model, stream in ((mock_upstream.MODEL_JSON, False), (mock_upstream.MODEL_SSE, True)):
+    for model, stream in ((json_model, False), (mock_upstream.MODEL_SSE, True)):
         body = mock_upstream.client_body(model, stream=stream)
         conns = [seq_latency.Connection(port, CHAT, body, setup.key, 600) for _ in range(concurrency)]
         each = requests // concurrency

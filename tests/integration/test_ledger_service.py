@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute.accounts.store import AccountStore
@@ -103,6 +103,58 @@ async def test_free_plans_reserve_nothing_but_refuse_debt(setup, migrated_engine
         )
     with pytest.raises(PaymentRequired, match="negative"):
         await ledger.authorize("gen-2", key, "m/free", FREE, PROMPT, None)
+
+
+async def test_free_requests_read_the_balance_once_per_ttl_and_this_process_changes_at_once(
+    migrated_engine: AsyncEngine,
+) -> None:
+    """Issue #9: a free request read the balance row twice through the async engine (credits bought,
+    then the debt check), doubling its cost. Now one cached read per TTL; this process's own charges
+    and grants drop the entry, so they count at once; other processes' changes once the TTL passed."""
+    accounts = AccountStore(migrated_engine)
+    account = await accounts.create_account("free@example.com")
+    _, api_key = await accounts.create_key(account.id, "k")
+    key = KeyBudget(api_key.hash, account.id)
+    writer = WriteBatcher(migrated_engine)
+    ttl_s = 0.4
+    ledger = Ledger(migrated_engine, writer, lease_s=60, balance_ttl_s=ttl_s)
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM account_balances" in statement:
+            reads.append(statement)
+
+    event.listen(migrated_engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await ledger.grant(account.id, 20 * 10**6, "grant-1")
+        reads.clear()
+        for i in range(5):
+            assert await ledger.credits_bought_pusd(account.id) == 20 * 10**6
+            assert (await ledger.authorize(f"gen-free-{i}", key, "m/free", FREE, PROMPT, None)).amount_pusd == 0
+        assert len(reads) == 1, reads  # ten questions, one read
+
+        # This process's own charge above its hold takes the balance below zero: refused at once.
+        hold = await ledger.authorize("gen-paid", key, "m/x", PLAN, 1, 1)
+        await ledger.finish(hold, 20 * 10**6 + 1)
+        with pytest.raises(PaymentRequired, match="negative"):
+            await ledger.authorize("gen-free-debt", key, "m/free", FREE, PROMPT, None)
+        await ledger.grant(account.id, 10, "grant-2")  # its own grant: counts at once
+        await ledger.authorize("gen-free-paid-up", key, "m/free", FREE, PROMPT, None)
+        assert await ledger.credits_bought_pusd(account.id) == 20 * 10**6 + 10
+
+        # Another process's change (here: SQL) counts once the TTL has passed.
+        async with migrated_engine.begin() as conn:
+            await conn.execute(
+                account_balances.update().values(spent_pusd=10**9).where(account_balances.c.account_id == account.id)
+            )
+        await ledger.authorize("gen-free-stale", key, "m/free", FREE, PROMPT, None)
+        await asyncio.sleep(ttl_s + 0.1)
+        with pytest.raises(PaymentRequired, match="negative"):
+            await ledger.authorize("gen-free-seen", key, "m/free", FREE, PROMPT, None)
+    finally:
+        event.remove(migrated_engine.sync_engine, "before_cursor_execute", count)
+        await ledger.wait_finishing()
+        await writer.aclose()
 
 
 async def test_a_caller_that_leaves_during_the_reserve_leaves_no_hold(setup, migrated_engine: AsyncEngine) -> None:

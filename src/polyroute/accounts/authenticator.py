@@ -17,8 +17,8 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from polyroute.accounts.keys import KEY_PREFIX, hash_key, keys_match
-from polyroute.accounts.read_cache import ReadThroughCache
 from polyroute.accounts.types import ApiKey
+from polyroute.db.read_cache import ReadThroughCache
 from polyroute.domain.errors import GatewayError, Unauthorized
 
 _MAX_CACHED_KEYS = 10_000

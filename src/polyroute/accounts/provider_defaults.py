@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute.accounts.authenticator import KeyStoreUnavailable
-from polyroute.accounts.read_cache import ReadThroughCache
+from polyroute.db.read_cache import ReadThroughCache
 from polyroute.db.tables import accounts
 
 _MAX_CACHED_ACCOUNTS = 10_000

@@ -15,6 +15,11 @@ Reserve and close are idempotent per reference (`ledger_store`), so running one 
 writer re-runs a failed batch unit by unit, and a finish retries until the database answers. A
 reserve that fails is refused with 503 (Retry-After) and, if it landed, released in the background
 (`billing/unsure_reserves.py`) rather than left open until its lease lapses.
+
+Free requests (nothing to hold) read no row of their own: the account's balance row answers two
+questions for them (has it bought the free tier's $10, is it in debt), from a read-through cache
+with the key cache's TTL (`db/read_cache.py`). This process's own grants and charges drop the
+account's entry, so they count at once here; other processes' within the TTL (docs/billing.md).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from polyroute.billing.reservation import (
     worst_case,
 )
 from polyroute.billing.unsure_reserves import UnsureReserves
+from polyroute.db.read_cache import ReadThroughCache
 from polyroute.db.tables import utc_now
 from polyroute.db.write_batcher import SyncWork, WriteBatcher, connection_lost
 from polyroute.domain.errors import GatewayError, PaymentRequired
@@ -96,6 +102,7 @@ class Ledger:
         write_records: RecordWriter = _no_records,
         lease_s: float = 60.0,
         finish_wait_s: float = 5.0,
+        balance_ttl_s: float = 1.0,
     ) -> None:
         self._engine = engine
         self._batcher = batcher
@@ -108,6 +115,11 @@ class Ledger:
         self._first_attempts: set[asyncio.Future[ClosedReservation | None]] = set()
         self._retries: dict[str, asyncio.Task[None]] = {}  # by ref: closes whose first attempt failed
         self.unsure = UnsureReserves(batcher)  # failed reserves that may have landed: released soon
+        # Free requests' view of an account's balance row (issue #9: two reads through the async
+        # engine per free request doubled its cost); dropped on this process's grants and charges.
+        self._balances: ReadThroughCache[int, store.Balance | None] = ReadThroughCache(
+            self._read_balance, balance_ttl_s
+        )
 
     @property
     def pending(self) -> int:
@@ -178,11 +190,7 @@ class Ledger:
         self._track(task)
 
     async def _require_non_negative(self, account_id: int) -> None:
-        try:
-            async with self._engine.connect() as conn:
-                balance = await store.read_balance(conn, account_id)
-        except (SQLAlchemyError, OSError):
-            raise BillingUnavailable() from None
+        balance = await self._cached_balance(account_id)
         if balance is not None and balance.balance_pusd < 0:
             raise PaymentRequired(NEGATIVE_BALANCE_MESSAGE, metadata={"limit_source": "account"})
 
@@ -239,6 +247,8 @@ class Ledger:
             if done.result() is None and hold.amount_pusd > 0:
                 log.warning("reservation %s was already closed (voided?): not charged again", hold.ref)
             self.open_holds.pop(hold.ref, None)
+            if charge_pusd:
+                self._balances.forget(hold.key.account_id)
         self._first_attempts.discard(done)
 
     def _track(self, task: asyncio.Task[None]) -> None:
@@ -267,6 +277,7 @@ class Ledger:
             )
         finally:
             self.open_holds.pop(hold.ref, None)
+            self._balances.forget(hold.key.account_id)
 
     def _closing_work(self, hold: Hold, charge_pusd: int, record: Record | None) -> CloseUnit:
         request = None
@@ -303,18 +314,27 @@ class Ledger:
         await self.unsure.drain()
 
     async def credits_bought_pusd(self, account_id: int) -> int:
-        """Every credit ever granted to the account (the free tier's "credits purchased")."""
+        """Every credit ever granted to the account (the free tier's "credits purchased"); cached."""
+        balance = await self._cached_balance(account_id)
+        return 0 if balance is None else balance.credits_pusd
+
+    async def _cached_balance(self, account_id: int) -> store.Balance | None:
         try:
-            async with self._engine.connect() as conn:
-                balance = await store.read_balance(conn, account_id)
+            return await self._balances.get(account_id)
         except (SQLAlchemyError, OSError):
             raise BillingUnavailable() from None
-        return 0 if balance is None else balance.credits_pusd
+
+    async def _read_balance(self, account_id: int) -> store.Balance | None:
+        async with self._engine.connect() as conn:
+            return await store.read_balance(conn, account_id)
 
     # --- operator actions -------------------------------------------------------------------------
     async def grant(self, account_id: int, amount_pusd: int, ref: str, note: str | None = None) -> store.Balance:
         work = SyncWork(lambda conn: store.grant_sync(conn, account_id, amount_pusd, ref, note))
-        return await self._batcher.run(work)
+        try:
+            return await self._batcher.run(work)
+        finally:
+            self._balances.forget(account_id)
 
     async def void_expired(self, now: datetime | None = None, record_for: RecordFor | None = None) -> int:
         """Void every reservation whose lease lapsed before `now`; returns how many were voided."""

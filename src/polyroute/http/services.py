@@ -73,7 +73,13 @@ async def start_services(settings: Settings) -> Services:
     generations = GenerationStore(engine)
     writer = WriteBatcher(engine)
     writer.start()
-    ledger = Ledger(engine, writer, write_records=GenerationStore.insert_rows, lease_s=settings.reservation_lease_s)
+    ledger = Ledger(
+        engine,
+        writer,
+        write_records=GenerationStore.insert_rows,
+        lease_s=settings.reservation_lease_s,
+        balance_ttl_s=settings.key_cache_ttl_s,
+    )
     leases = LeaseKeeper(ledger, writer, record_for=void_record)
     await leases.start()  # voids what a process that died left reserved
     providers = ProviderPool(settings.timeouts, trace_configs=upstream_trace_configs())

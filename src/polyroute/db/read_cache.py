@@ -1,8 +1,9 @@
 """A per-process read-through cache with a TTL, one read per entry at a time, and instant eviction.
 
-Used for API keys and accounts' provider preferences: under load every request of a key arrives
-within microseconds of the entry's expiry, and without single flight each of them read the
-database (issue #9 measured 307 key reads in 12 s of one key's load on SQLite). Here:
+Used for API keys, accounts' provider preferences and the ledger's view of an account's balance
+for free requests (all in front of database reads, hence here in `db`): under load every request
+of a key arrives within microseconds of the entry's expiry, and without single flight each of them
+read the database (issue #9 measured 307 key reads in 12 s of one key's load on SQLite). Here:
 
 - a fresh entry (younger than the TTL) answers at once; in the last quarter of its TTL, the first
   request also starts a read in the background (refresh ahead), so under steady traffic no request

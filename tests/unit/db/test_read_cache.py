@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from polyroute.accounts.read_cache import ReadThroughCache
+from polyroute.db.read_cache import ReadThroughCache
 
 
 class _Store:
