@@ -49,12 +49,22 @@ class Scrubber:
         return cls(values)
 
     def __call__(self, text: str) -> str:
-        if self._values is not None and (self._literals is None or any(v in text for v in self._literals)):
-            text = self._values.sub(MASK, text)
+        # Plain loops, not any() over generators: a generator per check was 40 % of a clean line's
+        # scrubbing (3.7 against 2.2 µs for an access line, issue #9); every logged line pays it.
+        if self._values is not None:
+            if self._literals is None:
+                text = self._values.sub(MASK, text)
+            else:
+                for value in self._literals:
+                    if value in text:
+                        text = self._values.sub(MASK, text)
+                        break
         lowered = text.lower()
         for triggers, pattern in _PATTERNS:
-            if any(t in lowered for t in triggers):
-                text = pattern.sub(_keep_groups if pattern.groups else MASK, text)
+            for trigger in triggers:
+                if trigger in lowered:
+                    text = pattern.sub(_keep_groups if pattern.groups else MASK, text)
+                    break
         return text
 
 
