@@ -54,6 +54,20 @@ async def test_a_keys_own_rpm_applies_without_an_instance_default() -> None:
     assert not lim.has_token_limits() and lim.has_token_limits(100)
 
 
+def test_request_rules_are_built_once_per_key_and_follow_a_changed_key_rpm() -> None:
+    lim = limiter(Clock(), key_rpm=5, account_rpm=9, key_tpm=100)
+    first = lim.operator_rules(Subject("k", 1, tokens=7))
+    again = lim.operator_rules(Subject("k", 1, tokens=3))
+    assert [r.key for r in first] == ["k:k:rpm:5", "a:1:rpm", "k:k:tpm:100"]
+    assert first[0] is again[0] and first[1] is again[1]  # the cached request rules
+    assert (first[2].cost, again[2].cost) == (7, 3)  # token rules carry each request's estimate
+    assert lim.operator_rules(Subject("k", 1, key_rpm=8))[0].key == "k:k:rpm:8"
+    assert lim.operator_rules(Subject("k", 2))[1].key == "a:2:rpm"
+    for i in range(10_050):  # bounded however many keys come by
+        lim.operator_rules(Subject(f"k{i}", 1))
+    assert len(lim._rpm_rules) <= 10_000
+
+
 async def test_a_key_tpm_refuses_with_the_key_tokens_rule_name() -> None:
     lim = limiter(Clock(), key_tpm=1000)
     subject = Subject("k", 1, tokens=600, key_tpm=None)
