@@ -178,8 +178,8 @@ def _throughput(res: R) -> list[str]:
             " uvicorn + uvloop + httptools, aiohttp, msgspec): parses, rewrites and relays, with no key auth, ledger,"
             " records, limits, metrics or access log.",
         ]
-    if meta.get("bare_problem"):
-        lines += ["", f"Bare relay not measured: {meta['bare_problem']}"]
+    if meta.get("bare_relay_problem"):
+        lines += ["", f"Bare relay not measured: {meta['bare_relay_problem']}"]
     if meta.get("litellm_problem"):
         lines += ["", f"LiteLLM not measured: {meta['litellm_problem']}"]
     return lines

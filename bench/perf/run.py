@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -269,41 +270,64 @@ def start_bare_relay(
     cpus: dict[str, str | None], procs: Processes, nginx_port: int, bodies: dict[str, Path], info: Json
 ) -> tuple[Proc, load.Target] | None:
     """Start bench/stack's relay with no features; None (with a note in the report) when it cannot run."""
-    try:
-        proc, port = bare_relay.start(procs, nginx_port, cpus["gateway"])
-        verdict = bare_relay.check(port, bodies["json"].read_bytes(), bodies["sse"].read_bytes())
-    except (RuntimeError, OSError) as error:
-        info["bare_problem"] = (str(error).splitlines() or [type(error).__name__])[0]
-        return None
-    if verdict != "ok":
-        info["bare_problem"] = verdict
-        procs.stop(proc)
-        return None
-    say(f"bare Python relay on :{port}")
-    path = "/api/v1/chat/completions"
-    return proc, load.Target("bare_relay", port, path, path, None, proc.pid)
+    return _start_reference(
+        "bare_relay",
+        "bare Python relay",
+        procs,
+        info,
+        lambda: bare_relay.start(procs, nginx_port, cpus["gateway"]),
+        lambda port: bare_relay.check(port, bodies["json"].read_bytes(), bodies["sse"].read_bytes()),
+        "/api/v1/chat/completions",
+        None,
+    )
 
 
 def start_litellm(
     cpus: dict[str, str | None], root: Path, procs: Processes, nginx_port: int, bodies: dict[str, Path], info: Json
 ) -> tuple[Proc, load.Target] | None:
     """Install (or reuse) and start LiteLLM's proxy; None (with a note in the report) when it cannot run."""
-    try:
+
+    def start() -> tuple[Proc, int]:
         say(f"LiteLLM venv: {litellm_proxy.VENV} ({litellm_proxy.LITELLM_SPEC})")
         info["litellm_version"] = litellm_proxy.ensure_venv(root / "litellm-pip.log").split("==")[-1]
         say("starting LiteLLM proxy")
-        proc, port = litellm_proxy.start(procs, root, nginx_port, cpus["gateway"])
-        verdict = litellm_proxy.check(port, bodies["json"].read_bytes(), bodies["sse"].read_bytes())
+        return litellm_proxy.start(procs, root, nginx_port, cpus["gateway"])
+
+    return _start_reference(
+        "litellm",
+        "LiteLLM",
+        procs,
+        info,
+        start,
+        lambda port: litellm_proxy.check(port, bodies["json"].read_bytes(), bodies["sse"].read_bytes()),
+        "/v1/chat/completions",
+        litellm_proxy.MASTER_KEY,
+    )
+
+
+def _start_reference(
+    name: str,
+    label: str,
+    procs: Processes,
+    info: Json,
+    start: Callable[[], tuple[Proc, int]],
+    check: Callable[[int], str],
+    path: str,
+    auth: str | None,
+) -> tuple[Proc, load.Target] | None:
+    """Start a reference target and check one answer of each kind; a problem goes to `info[name + "_problem"]`."""
+    try:
+        proc, port = start()
+        verdict = check(port)
     except (RuntimeError, OSError) as error:
-        info["litellm_problem"] = (str(error).splitlines() or [type(error).__name__])[0]
+        info[f"{name}_problem"] = (str(error).splitlines() or [type(error).__name__])[0]
         return None
     if verdict != "ok":
-        info["litellm_problem"] = verdict
+        info[f"{name}_problem"] = verdict
         procs.stop(proc)
         return None
-    say(f"LiteLLM on :{port}")
-    path = "/v1/chat/completions"
-    return proc, load.Target("litellm", port, path, path, litellm_proxy.MASTER_KEY, proc.pid)
+    say(f"{label} on :{port}")
+    return proc, load.Target(name, port, path, path, auth, proc.pid)
 
 
 def sequential(
