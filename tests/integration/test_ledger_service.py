@@ -141,6 +141,10 @@ async def test_free_requests_read_the_balance_once_per_ttl_and_this_process_chan
         await ledger.grant(account.id, 10, "grant-2")  # its own grant: counts at once
         await ledger.authorize("gen-free-paid-up", key, "m/free", FREE, PROMPT, None)
         assert await ledger.credits_bought_pusd(account.id) == 20 * 10**6 + 10
+        async with migrated_engine.begin() as conn:  # the web app's grants and credit codes, then their signal
+            await store.grant(conn, account.id, 5, "grant-3", "credit code")
+        ledger.balance_changed(account.id)
+        assert await ledger.credits_bought_pusd(account.id) == 20 * 10**6 + 15
 
         # Another process's change (here: SQL) counts once the TTL has passed.
         async with migrated_engine.begin() as conn:

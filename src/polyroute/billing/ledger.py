@@ -318,6 +318,11 @@ class Ledger:
         balance = await self._cached_balance(account_id)
         return 0 if balance is None else balance.credits_pusd
 
+    def balance_changed(self, account_id: int) -> None:
+        """A grant made outside `grant` (the web app's admin grant, a credit code) committed: free
+        requests read the account's balance again."""
+        self._balances.forget(account_id)
+
     async def _cached_balance(self, account_id: int) -> store.Balance | None:
         try:
             return await self._balances.get(account_id)

@@ -132,6 +132,7 @@ async def grant(request: Request) -> Response:
     note = form.get("note", "").strip()[:200] or f"granted by {request.state.user.email}"
     async with core.engine.begin() as conn:
         await ledger_store.grant(conn, account.id, amount, f"grant-{uuid.uuid4().hex}", note)
+    core.ledger.balance_changed(account.id)
     return await _admin_page(request, notice=f"Granted {usd(amount)} to {account.email}.")
 
 

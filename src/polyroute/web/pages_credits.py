@@ -32,4 +32,5 @@ async def redeem(request: Request) -> Response:
     amount = await web_services(request).codes.redeem(code, request.state.user.id) if code else None
     if amount is None:
         return await credits_page(request, status=400, error="That code is not valid or was already used.")
+    web_services(request).core.ledger.balance_changed(request.state.user.id)
     return await credits_page(request, notice=f"Added {usd(amount)} to your balance.")
