@@ -20,7 +20,6 @@ from gateway import base_env, http
 from procs import Proc, Processes, free_port, wait_for_port
 
 STACK = Path(__file__).resolve().parents[1] / "stack"
-LABEL = "bare Python relay, no features (Starlette + uvicorn + aiohttp + msgspec)"
 
 
 def start(procs: Processes, nginx_port: int, cpus: str | None) -> tuple[Proc, int]:

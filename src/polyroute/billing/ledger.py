@@ -248,7 +248,7 @@ class Ledger:
                 log.warning("reservation %s was already closed (voided?): not charged again", hold.ref)
             self.open_holds.pop(hold.ref, None)
             if charge_pusd:
-                self._balances.forget(hold.key.account_id)
+                self.balance_changed(hold.key.account_id)
         self._first_attempts.discard(done)
 
     def _track(self, task: asyncio.Task[None]) -> None:
@@ -277,7 +277,8 @@ class Ledger:
             )
         finally:
             self.open_holds.pop(hold.ref, None)
-            self._balances.forget(hold.key.account_id)
+            if charge_pusd:
+                self.balance_changed(hold.key.account_id)
 
     def _closing_work(self, hold: Hold, charge_pusd: int, record: Record | None) -> CloseUnit:
         request = None
@@ -319,8 +320,8 @@ class Ledger:
         return 0 if balance is None else balance.credits_pusd
 
     def balance_changed(self, account_id: int) -> None:
-        """A grant made outside `grant` (the web app's admin grant, a credit code) committed: free
-        requests read the account's balance again."""
+        """The account's balance changed (a charge or grant here, or a grant made outside `grant`: the
+        web app's admin grant, a credit code): free requests read it again."""
         self._balances.forget(account_id)
 
     async def _cached_balance(self, account_id: int) -> store.Balance | None:
@@ -339,7 +340,7 @@ class Ledger:
         try:
             return await self._batcher.run(work)
         finally:
-            self._balances.forget(account_id)
+            self.balance_changed(account_id)
 
     async def void_expired(self, now: datetime | None = None, record_for: RecordFor | None = None) -> int:
         """Void every reservation whose lease lapsed before `now`; returns how many were voided."""

@@ -24,10 +24,11 @@ _RANDOM_LENGTH = 16
 _BYTE_TO_CHAR = bytes(ord(_ALPHABET[b % len(_ALPHABET)]) for b in range(256))
 # Two base-62 places, ascending: a microsecond (< 1,000,000 < 62**4) is two of them.
 _PAIRS = [a + b for a in _ORDERED for b in _ORDERED]
+_PAIR_COUNT = len(_PAIRS)  # 62 ** 2
 
 
 def new_generation_id(now_s: float | None = None) -> str:
     now_us = time.time_ns() // 1000 if now_s is None else int(now_s * 1_000_000)
     stamp, micro = divmod(now_us, 1_000_000)
     random_part = os.urandom(_RANDOM_LENGTH).translate(_BYTE_TO_CHAR).decode("ascii")
-    return f"gen-{stamp}-{_PAIRS[micro // 3844]}{_PAIRS[micro % 3844]}{random_part}"
+    return f"gen-{stamp}-{_PAIRS[micro // _PAIR_COUNT]}{_PAIRS[micro % _PAIR_COUNT]}{random_part}"
