@@ -46,20 +46,42 @@ class JsonFormatter(logging.Formatter):
         self._scrub = scrubber
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": _utc_second(int(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        request_id = getattr(record, "request_id", None)
+        http = getattr(record, "http", None)
+        exc = self.formatException(record.exc_info) if record.exc_info else None
+        return self._line(
+            _utc_second(int(record.created)) + f".{int(record.msecs):03d}Z",
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            getattr(record, "request_id", None),
+            http if isinstance(http, dict) else None,
+            exc,
+        )
+
+    def format_fields(
+        self, created: float, level: str, name: str, message: str, request_id: str | None, http: dict[str, Any]
+    ) -> str:
+        """The line `format` makes of a record with these fields, made without one (access_line.py)."""
+        msecs = int((created - int(created)) * 1000)  # as LogRecord works it out
+        return self._line(_utc_second(int(created)) + f".{msecs:03d}Z", level, name, message, request_id, http, None)
+
+    def _line(
+        self,
+        ts: str,
+        level: str,
+        name: str,
+        message: str,
+        request_id: str | None,
+        http: dict[str, Any] | None,
+        exc: str | None,
+    ) -> str:
+        entry: dict[str, Any] = {"ts": ts, "level": level, "logger": name, "msg": message}
         if request_id:
             entry["request_id"] = request_id
-        http = getattr(record, "http", None)
-        if isinstance(http, dict):
+        if http is not None:
             entry.update(http)
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        if exc:
+            entry["exc"] = exc
         return self._scrub(_encode(entry).decode())
 
 

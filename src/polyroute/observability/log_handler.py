@@ -51,12 +51,26 @@ class CoalescingStreamHandler(logging.StreamHandler[TextIO]):
         except Exception:
             self.handleError(record)
             return
+        self._queue(line)
+
+    def _queue(self, line: str) -> None:
+        """Keep `line` for the end of this loop pass (the caller holds the lock)."""
         self._pending.append(line)
         if len(self._pending) == 1:
             try:
-                loop.call_soon(self.flush)
+                self._loop.call_soon(self.flush)  # type: ignore[union-attr]  # attached: callers check
             except RuntimeError:  # the loop is closed: no later pass will come
                 self._write_pending()
+
+    def on_loop_thread(self) -> bool:
+        """True when attached and called from the attached loop's thread (lines are then coalesced)."""
+        return self._loop is not None and threading.get_ident() == self._loop_thread
+
+    def emit_line(self, line: str) -> None:
+        """Queue a line already formatted by this handler's formatter (access_line.py), as `emit` would
+        queue the record's line; only call it on the attached loop's thread."""
+        with self.lock:  # type: ignore[union-attr]  # another thread's record may be writing `_pending`
+            self._queue(line + self.terminator)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__

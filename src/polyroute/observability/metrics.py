@@ -8,6 +8,7 @@ this module imports it lazily, on the first `metrics()` call inside a worker.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,10 +16,13 @@ from typing import Any
 
 from polyroute.domain.money import PUSD_PER_USD
 from polyroute.observability.context import current_request
+from polyroute.observability.tally import Tally
 from polyroute.observability.tracing import generation_finished
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+LATENCY_BOUNDS = (*LATENCY_BUCKETS_S, math.inf)  # as prometheus_client completes them
+OVERHEAD_BOUNDS = (*OVERHEAD_BUCKETS_S, math.inf)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -39,6 +43,7 @@ class Metrics:
 
 
 _metrics: Metrics | None = None
+tally = Tally()  # every per-request update goes through it (tally.py)
 
 
 def multiprocess_dir() -> str | None:
@@ -50,6 +55,7 @@ def metrics() -> Metrics:
     global _metrics
     if _metrics is None:
         _metrics = _build()
+        tally.per_pass = _metrics.multiprocess  # other workers read this one's values (tally.py)
     return _metrics
 
 
@@ -118,38 +124,24 @@ def _build() -> Metrics:
     )
 
 
-_children: dict[tuple[Any, ...], Any] = {}
-
-
-def child(metric: Any, *values: str) -> Any:
-    """`metric.labels(*values)`, remembered: label sets are few (routes, statuses, catalog models,
-    outcomes) and prometheus_client validates and takes a lock on every `labels` call (about 6 µs,
-    7 calls per chat request; issue #9). The children are the ones prometheus_client keeps anyway."""
-    key = (metric, *values)
-    found = _children.get(key)
-    if found is None:
-        found = _children[key] = metric.labels(*values)
-    return found
-
-
 def observe_generation(row: dict[str, Any]) -> None:
     """The relay calls this once per generation, with the record it writes (never the prompt)."""
-    m = metrics()
+    m, t = metrics(), tally
     model, provider, outcome = str(row["model"]), str(row["provider"]), str(row["status"])
-    child(m.chat_requests, model, provider, outcome).inc()
+    t.count((m.chat_requests, model, provider, outcome))
     prompt, completion = int(row.get("prompt_tokens") or 0), int(row.get("completion_tokens") or 0)
     if prompt:
-        child(m.tokens, model, provider, "prompt").inc(prompt)
+        t.count((m.tokens, model, provider, "prompt"), prompt)
     if completion:
-        child(m.tokens, model, provider, "completion").inc(completion)
+        t.count((m.tokens, model, provider, "completion"), completion)
     cost_pusd = int(row.get("cost_pusd") or 0)
     if cost_pusd:
-        child(m.cost, model, provider).inc(cost_pusd / PUSD_PER_USD)
+        t.count((m.cost, model, provider), cost_pusd / PUSD_PER_USD)
     latency_ms, ttft_ms = row.get("latency_ms"), row.get("ttft_ms")
     if latency_ms is not None:
-        child(m.upstream_latency, provider).observe(latency_ms / 1000)
+        t.observe((m.upstream_latency, provider), LATENCY_BOUNDS, latency_ms / 1000)
     if ttft_ms is not None:
-        child(m.ttft, provider).observe(ttft_ms / 1000)
+        t.observe((m.ttft, provider), LATENCY_BOUNDS, ttft_ms / 1000)
     context = current_request()
     if context is not None:
         context.generation_id = row.get("id")
@@ -164,6 +156,7 @@ def render(scrape_time: Iterable[Any] = ()) -> bytes:
     """The exposition text: every worker's samples, then collectors evaluated now in this worker."""
     from prometheus_client import CollectorRegistry, generate_latest
 
+    tally.flush()  # this process's updates of the current loop pass
     m = metrics()
     if m.multiprocess:
         from prometheus_client import multiprocess

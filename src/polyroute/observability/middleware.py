@@ -11,13 +11,13 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
+from polyroute.observability.access_line import access_log, log_access
 from polyroute.observability.context import RequestContext, bind_request, unbind_request
-from polyroute.observability.metrics import child, metrics
+from polyroute.observability.metrics import LATENCY_BOUNDS, OVERHEAD_BOUNDS, metrics, tally
 from polyroute.observability.request_ids import accept_request_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
-access_log = logging.getLogger("polyroute.access")
 _REJECTIONS = {402: "payment_required", 429: "rate_limited"}
 _UNMATCHED = "unmatched"
 
@@ -78,24 +78,18 @@ def route_label(scope: Scope) -> str:
 
 
 def _record(scope: Scope, status: int, duration_s: float, context: RequestContext) -> None:
-    m = metrics()
+    m, t = metrics(), tally
     route = route_label(scope)
-    child(m.http_requests, route, scope.get("method", ""), str(status)).inc()
-    child(m.http_duration, route).observe(duration_s)
+    t.count((m.http_requests, route, scope.get("method", ""), str(status)))
+    t.observe((m.http_duration, route), LATENCY_BOUNDS, duration_s)
     if route.endswith("/chat/completions"):
         if status in _REJECTIONS:
-            child(m.rejections, _REJECTIONS[status]).inc()
+            t.count((m.rejections, _REJECTIONS[status]))
         if context.generation_ms is not None:
-            m.overhead.observe(max(0.0, duration_s - context.generation_ms / 1000))
+            t.observe((m.overhead,), OVERHEAD_BOUNDS, max(0.0, duration_s - context.generation_ms / 1000))
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info(
-            "%s %s %d %.1fms",
-            scope.get("method", ""),
-            route,
-            status,
-            duration_s * 1000,
-            extra={"request_id": context.request_id, "http": _access_fields(scope, route, status, duration_s, context)},
-        )
+        fields = _access_fields(scope, route, status, duration_s, context)
+        log_access(scope.get("method", ""), route, status, duration_s * 1000, context.request_id, fields)
 
 
 def _access_fields(scope: Scope, route: str, status: int, duration_s: float, context: RequestContext) -> dict[str, Any]:
