@@ -29,17 +29,19 @@ def log_access(
 ) -> None:
     """Write the access line (INFO on `polyroute.access`; the caller checked that it is enabled)."""
     handler = _direct_handler()
-    if handler is None:
-        access_log.info(_FORMAT, method, route, status, duration_ms, extra={"request_id": request_id, "http": fields})
-        return
-    formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]  # checked in _direct_handler
-    message = _FORMAT % (method, route, status, duration_ms)
-    try:
-        line = formatter.format_fields(time.time(), "INFO", access_log.name, message, request_id, fields)
-    except Exception:  # whatever went wrong, the ordinary path reports it as it reports any record
-        access_log.info(_FORMAT, method, route, status, duration_ms, extra={"request_id": request_id, "http": fields})
-        return
-    handler.emit_line(line)
+    if handler is not None:
+        formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]  # checked in _direct_handler
+        message = _FORMAT % (method, route, status, duration_ms)
+        try:
+            line: str | None = formatter.format_fields(
+                time.time(), "INFO", access_log.name, message, request_id, fields
+            )
+        except Exception:  # whatever went wrong, the ordinary path below reports it as it reports any record
+            line = None
+        if line is not None:
+            handler.emit_line(line)
+            return
+    access_log.info(_FORMAT, method, route, status, duration_ms, extra={"request_id": request_id, "http": fields})
 
 
 def _direct_handler() -> CoalescingStreamHandler | None:

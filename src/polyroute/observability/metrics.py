@@ -8,7 +8,6 @@ this module imports it lazily, on the first `metrics()` call inside a worker.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from polyroute.observability.tracing import generation_finished
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
-LATENCY_BOUNDS = (*LATENCY_BUCKETS_S, math.inf)  # as prometheus_client completes them
-OVERHEAD_BOUNDS = (*OVERHEAD_BUCKETS_S, math.inf)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -139,9 +136,9 @@ def observe_generation(row: dict[str, Any]) -> None:
         t.count((m.cost, model, provider), cost_pusd / PUSD_PER_USD)
     latency_ms, ttft_ms = row.get("latency_ms"), row.get("ttft_ms")
     if latency_ms is not None:
-        t.observe((m.upstream_latency, provider), LATENCY_BOUNDS, latency_ms / 1000)
+        t.observe((m.upstream_latency, provider), latency_ms / 1000)
     if ttft_ms is not None:
-        t.observe((m.ttft, provider), LATENCY_BOUNDS, ttft_ms / 1000)
+        t.observe((m.ttft, provider), ttft_ms / 1000)
     context = current_request()
     if context is not None:
         context.generation_id = row.get("id")

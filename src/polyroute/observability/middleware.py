@@ -13,7 +13,7 @@ from typing import Any
 
 from polyroute.observability.access_line import access_log, log_access
 from polyroute.observability.context import RequestContext, bind_request, unbind_request
-from polyroute.observability.metrics import LATENCY_BOUNDS, OVERHEAD_BOUNDS, metrics, tally
+from polyroute.observability.metrics import metrics, tally
 from polyroute.observability.request_ids import accept_request_id
 
 Scope = MutableMapping[str, Any]
@@ -81,12 +81,12 @@ def _record(scope: Scope, status: int, duration_s: float, context: RequestContex
     m, t = metrics(), tally
     route = route_label(scope)
     t.count((m.http_requests, route, scope.get("method", ""), str(status)))
-    t.observe((m.http_duration, route), LATENCY_BOUNDS, duration_s)
+    t.observe((m.http_duration, route), duration_s)
     if route.endswith("/chat/completions"):
         if status in _REJECTIONS:
             t.count((m.rejections, _REJECTIONS[status]))
         if context.generation_ms is not None:
-            t.observe((m.overhead,), OVERHEAD_BOUNDS, max(0.0, duration_s - context.generation_ms / 1000))
+            t.observe((m.overhead,), max(0.0, duration_s - context.generation_ms / 1000))
     if access_log.isEnabledFor(logging.INFO):
         fields = _access_fields(scope, route, status, duration_s, context)
         log_access(scope.get("method", ""), route, status, duration_s * 1000, context.request_id, fields)

@@ -17,7 +17,7 @@ instructions: issue #9). Here an update adds to a plain dict keyed by (metric, *
 Outside a running loop (scripts, unit tests) a per-pass tally hands every update over at once.
 
 Histograms are folded per bucket and handed over through prometheus_client's own per-bucket values
-(`_buckets`, `_sum`: what its `observe` updates), which the pinned version keeps;
+(`_upper_bounds`, `_buckets`, `_sum`: what its `observe` reads and updates), which the pinned version keeps;
 tests/unit/observability/test_tally.py renders both ways and compares, so an upgrade that moved them
 fails there.
 """
@@ -37,7 +37,8 @@ class Tally:
     def __init__(self, *, per_pass: bool = False) -> None:
         self.per_pass = per_pass  # flush once per loop pass (several workers), else only when asked
         self._counts: dict[_Key, float] = {}
-        self._observed: dict[_Key, list[float]] = {}  # per bucket (the last one +Inf), then the sum
+        # the histogram's bounds; hits per bucket (the last one +Inf), then the sum
+        self._observed: dict[_Key, tuple[tuple[float, ...], list[float]]] = {}
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
 
     def count(self, key: _Key, amount: float = 1) -> None:
@@ -47,13 +48,15 @@ class Tally:
         if self.per_pass:
             self._schedule()
 
-    def observe(self, key: _Key, upper_bounds: tuple[float, ...], value: float) -> None:
-        """`child(*key).observe(value)`, folded; `upper_bounds` are the histogram's, +Inf last."""
+    def observe(self, key: _Key, value: float) -> None:
+        """`child(*key).observe(value)`, folded, in the histogram's own buckets."""
         found = self._observed.get(key)
         if found is None:
-            found = self._observed[key] = [0.0] * (len(upper_bounds) + 1)
-        found[bisect_left(upper_bounds, value)] += 1  # the first bucket with value <= bound, as `observe`
-        found[-1] += value
+            bounds = tuple(key[0]._upper_bounds)  # +Inf last, as the histogram completed them
+            found = self._observed[key] = (bounds, [0.0] * (len(bounds) + 1))
+        bounds, folded = found
+        folded[bisect_left(bounds, value)] += 1  # the first bucket with value <= bound, as `observe`
+        folded[-1] += value
         if self.per_pass:
             self._schedule()
 
@@ -76,7 +79,7 @@ class Tally:
         observed, self._observed = self._observed, {}
         for key, amount in counts.items():
             series(key).inc(amount)
-        for key, folded in observed.items():
+        for key, (_, folded) in observed.items():
             histogram = series(key)
             histogram._sum.inc(folded[-1])
             for bucket, hits in zip(histogram._buckets, folded, strict=False):  # the sum is left over

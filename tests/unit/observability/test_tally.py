@@ -4,22 +4,19 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from polyroute.observability.metrics import LATENCY_BUCKETS_S
+from polyroute.observability.metrics import LATENCY_BUCKETS_S, OVERHEAD_BUCKETS_S
 from polyroute.observability.tally import Tally
-
-BOUNDS = (*LATENCY_BUCKETS_S, math.inf)
 
 
 def _pair() -> tuple[CollectorRegistry, Counter, Histogram, Histogram]:
     registry = CollectorRegistry(auto_describe=False)
     counter = Counter("unit_requests", "requests", ["route", "status"], registry=registry)
     labelled = Histogram("unit_duration_seconds", "duration", ["route"], buckets=LATENCY_BUCKETS_S, registry=registry)
-    plain = Histogram("unit_overhead_seconds", "overhead", buckets=LATENCY_BUCKETS_S, registry=registry)
+    plain = Histogram("unit_overhead_seconds", "overhead", buckets=OVERHEAD_BUCKETS_S, registry=registry)
     return registry, counter, labelled, plain
 
 
@@ -34,15 +31,15 @@ def test_folded_updates_render_as_direct_calls_do() -> None:
     tally = Tally()
     rng = random.Random(7)
     # every bound exactly (the bucket holds values <= its bound), zero, beyond the last bound, and noise
-    values = [*LATENCY_BUCKETS_S, 0.0, 1e6, *(rng.uniform(0, 400) for _ in range(300))]
+    values = [*LATENCY_BUCKETS_S, *OVERHEAD_BUCKETS_S, 0.0, 1e6, *(rng.uniform(0, 400) for _ in range(300))]
     for i, value in enumerate(values):
         route, status = f"/r{i % 3}", ("200", "404")[i % 2]
         d_counter.labels(route, status).inc(i % 5)
         tally.count((f_counter, route, status), i % 5)
         d_labelled.labels(route).observe(value)
-        tally.observe((f_labelled, route), BOUNDS, value)
-        d_plain.observe(value / 7)
-        tally.observe((f_plain,), BOUNDS, value / 7)
+        tally.observe((f_labelled, route), value)
+        d_plain.observe(value)
+        tally.observe((f_plain,), value)
     assert _text(folded) != _text(direct)  # nothing handed over yet
     tally.flush()
     assert _text(folded) == _text(direct)
