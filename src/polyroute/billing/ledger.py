@@ -108,6 +108,7 @@ class Ledger:
         self._batcher = batcher
         self._write_records = write_records
         self.lease_s = lease_s
+        self._lease = timedelta(seconds=lease_s)
         self._finish_wait_s = finish_wait_s
         self.open_holds: dict[str, Hold] = {}  # reserved and not yet closed, by ref (leases renew these)
         self._finishing: set[asyncio.Task[None]] = set()
@@ -137,11 +138,12 @@ class Ledger:
         max_tokens: int | None,
     ) -> Hold:
         """Reserve the worst case of `plan`, or raise PaymentRequired (402) before any upstream call."""
-        if worst_case(plan, prompt_tokens, max_tokens) == 0:
+        full_pusd = worst_case(plan, prompt_tokens, max_tokens)
+        if full_pusd == 0:
             await self._require_non_negative(key.account_id)
             return Hold(ref, key, 0)
         # Optimistic first try: the full worst case, with no read before it (one transaction).
-        wanted: Reservation | Refusal = Reservation(worst_case(plan, prompt_tokens, max_tokens), None)
+        wanted: Reservation | Refusal = Reservation(full_pusd, None)
         for _ in range(_FIT_ATTEMPTS):
             assert isinstance(wanted, Reservation)
             hold = Hold(ref, key, wanted.amount_pusd, wanted.max_tokens)
@@ -154,7 +156,7 @@ class Ledger:
         raise PaymentRequired("Insufficient credits: too many requests are holding this account's balance; retry")
 
     async def _reserve(self, hold: Hold, model: str) -> ReserveOutcome:
-        expires_at = utc_now() + timedelta(seconds=self.lease_s)
+        expires_at = utc_now() + self._lease
         unit = ReserveUnit(ReserveRequest(hold.ref, hold.key, hold.amount_pusd, model, expires_at))
         future = self._submit(unit, alone=not self.open_holds)
         try:

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
 from polyroute.accounts.types import ApiKey
@@ -36,14 +36,23 @@ async def read_json_body(request: Request, max_bytes: int) -> object:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes")
+    # ASGI messages read straight from `receive`, as `Request.stream()` reads them: that async
+    # generator cost each request a WeakSet entry in the loop's registry of async generators (issue #9).
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for piece in request.stream():
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: the client left mid-body
+            raise ClientDisconnect()
+        piece = message.get("body", b"")
+        more = message.get("more_body", False)
         size += len(piece)
         if size > max_bytes:
             raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes")
         chunks.append(piece)
-    raw = b"".join(chunks)
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if not raw:
         raise BadRequest("Invalid request: the body is empty; send a JSON object")
     try:

@@ -47,7 +47,7 @@ class ObservabilityMiddleware:
                 headers = list(message.get("headers") or ())
                 headers.append(header)
                 message["headers"] = headers
-                streaming = any(k == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers)
+                streaming = _is_event_stream(headers)
                 if streaming:
                     m.streams_in_flight.inc()
             await send(message)
@@ -59,6 +59,13 @@ class ObservabilityMiddleware:
                 m.streams_in_flight.dec()
             unbind_request(token)
             _record(scope, status, time.perf_counter() - started_s, context)
+
+
+def _is_event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+    for key, value in headers:  # a loop, not any() over a generator: this runs for every response
+        if key == b"content-type":
+            return value.startswith(b"text/event-stream")
+    return False
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
