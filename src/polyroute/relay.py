@@ -37,7 +37,7 @@ from polyroute.providers.registry import ProviderPool
 from polyroute.relay_failures import is_request_fault, upstream_failure
 from polyroute.routing.capabilities import capable_attempts
 from polyroute.routing.health import HealthSnapshot, HealthState, HealthStore, MemoryHealth
-from polyroute.routing.plan import Attempt, plan_attempts, uses_endpoint_stats
+from polyroute.routing.plan import Attempt, is_fixed, plan_attempts, uses_endpoint_stats
 from polyroute.routing.preferences import parse_preferences
 from polyroute.routing.retry import RetryBudget, RetryPolicy, retry_wait_s
 
@@ -90,6 +90,13 @@ def _worth_retrying_in_place(error: UpstreamError) -> bool:
     if not error.retryable:
         return False
     return error.kind is FailureKind.CONNECT or error.retry_after_s is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _FixedPlan:
+    keys: tuple[tuple[str, str], ...]  # every endpoint of the models, for the health snapshot
+    window: bool
+    attempts: tuple[Attempt, ...]
 
 
 class _AttemptLoop:
@@ -179,6 +186,10 @@ class Relay:
         self.rng = rng or random.Random()
         self.retry_policy = retry_policy or RetryPolicy()
         self.retry_budget = RetryBudget(self.retry_policy)
+        # Plans that health and the random draw cannot change (one endpoint per model, default
+        # preferences), by requested slug: planning one was about 2 % of a request's CPU (issue #9).
+        # Bounded: only slugs the catalog resolved get here, and the catalog never changes.
+        self._fixed_plans: dict[str, _FixedPlan] = {}
 
     def plan(self, request: ChatRequest) -> tuple[list[Attempt], HealthSnapshot]:
         """The attempts in order, and the endpoints' health they were planned with."""
@@ -186,6 +197,11 @@ class Relay:
         model = request.model or self.catalog.default_model_id()
         if not model:
             raise BadRequest('No model specified: set `model` (e.g. "openai/gpt-4o")')
+        simple = not request.provider and not request.models  # default preferences, the model's own chain
+        fixed = self._fixed_plans.get(model) if simple else None
+        if fixed is not None:
+            health = self.health.snapshot(fixed.keys, window=fixed.window)
+            return capable_attempts(request, fixed.attempts), health
         preferences = parse_preferences(request.provider)
         # No fallback models of its own: the operator's configured chain for the model, if any.
         slugs = [model, *(request.models or self.catalog.resolve(model)[0].fallbacks)]
@@ -195,6 +211,8 @@ class Relay:
         health = self.health.snapshot(keys, window=window)
         sent = [*request.params, *(["max_tokens"] if request.max_tokens is not None else [])]
         planned = plan_attempts(self.catalog, slugs, preferences, health, self.rng, sent)
+        if simple and is_fixed(self.catalog, resolved):
+            self._fixed_plans[model] = _FixedPlan(tuple(keys), window, tuple(planned))
         # Drop endpoints that would refuse the body (images, tools, JSON schema) before any call.
         return capable_attempts(request, planned), health
 

@@ -103,6 +103,7 @@ PASSTHROUGH = (
     "cache_control",
     "include_reasoning",
 )
+_PASSTHROUGH_NAMES = frozenset(PASSTHROUGH)
 _TOOL_CHOICE_WORDS = ("none", "auto", "required", "any")
 _MAX_STOP_SEQUENCES = 4
 
@@ -149,7 +150,8 @@ def parse_chat_request(raw: Any, attribution: Attribution) -> ChatRequest:
         messages=messages,
         stream=body.stream,
         max_tokens=body.max_tokens or body.max_completion_tokens,
-        params={name: raw[name] for name in PASSTHROUGH if raw.get(name) is not None},
+        # The body's few fields looked up in the set, not the ~40 names each looked up in the body.
+        params={name: value for name, value in raw.items() if name in _PASSTHROUGH_NAMES and value is not None},
         models=models,
         provider=body.provider,
         user=body.user,

@@ -203,6 +203,13 @@ def uses_endpoint_stats(preferences: ProviderPreferences, variants: Iterable[str
     return any(_VARIANT_SORTS.get(variant or "") in _STATS_SORTS for variant in variants)
 
 
+def is_fixed(catalog: Catalog, resolved: Iterable[tuple[ModelSpec, str | None]]) -> bool:
+    """Whether `plan_attempts` with the default preferences gives these models' attempts in one order
+    whatever the endpoints' health and the random draw: each model has at most one endpoint to try
+    (health and the draw only order several endpoints of one model; open circuits are still tried)."""
+    return all(len(_variant_endpoints(catalog.routable_endpoints(model), variant)) <= 1 for model, variant in resolved)
+
+
 def plan_attempts(
     catalog: Catalog,
     model_slugs: Iterable[str],
