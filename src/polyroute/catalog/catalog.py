@@ -34,7 +34,7 @@ class Catalog:
     """Providers by slug and models by id; an endpoint is routable when its provider is available
     (has its key, or needs none) and speaks a dialect this server has an adapter for."""
 
-    __slots__ = ("_routable_slugs", "_sorted_models", "aliases", "models", "providers")
+    __slots__ = ("_resolved", "_routable_slugs", "_sorted_models", "aliases", "models", "providers")
 
     def __init__(
         self,
@@ -50,6 +50,9 @@ class Catalog:
         )
         self._sorted_models = [self.models[model_id] for model_id in sorted(self.models)]
         self.aliases: dict[str, str] = resolve_aliases(self.models, self.is_listed, alias_overrides or {})
+        # Slugs resolved before (a catalog never changes): one dict lookup per request rather than
+        # the parse (issue #9). Only slugs that resolved get here, so it is bounded by the catalog.
+        self._resolved: dict[str, tuple[ModelSpec, str | None]] = {}
 
     def __repr__(self) -> str:
         # Never the specs themselves: a repr should not be a place where configuration leaks.
@@ -93,6 +96,13 @@ class Catalog:
         known variant suffix is split off. Raises BadRequest for a malformed slug and NotFound for an
         unknown model or a `:free` request on a model with no free endpoint.
         """
+        found = self._resolved.get(model_slug) if isinstance(model_slug, str) else None
+        if found is None:
+            found = self._resolve(model_slug)  # raises for anything but a known model's slug
+            self._resolved[model_slug] = found
+        return found
+
+    def _resolve(self, model_slug: str) -> tuple[ModelSpec, str | None]:
         if isinstance(model_slug, str) and model_slug.startswith("~"):
             target = self.aliases.get(model_slug)
             if target is None:

@@ -108,12 +108,14 @@ def step(state: int | None, now_us: int, rule: Rule) -> tuple[bool, int, int, in
 def decide(states: Sequence[int | None], now_us: int, rules: Sequence[Rule]) -> tuple[Verdict, list[int] | None]:
     """Decide `rules` given their stored states; returns the verdict and the new states (None if refused)."""
     new_states: list[int] = []
-    best: Verdict = ALLOW_ALL
+    best: tuple[Rule, int, int] | None = None  # (rule, remaining, reset_after) of the tightest so far
     for state, rule in zip(states, rules, strict=True):
         allowed, new_state, remaining, retry_after, reset_after = step(state, now_us, rule)
         if not allowed:
             return Verdict(False, rule, remaining, retry_after, reset_after), None
         new_states.append(new_state)
-        if best.rule is None or remaining < best.remaining:
-            best = Verdict(True, rule, remaining, 0, reset_after)
-    return best, new_states
+        if best is None or remaining < best[1]:
+            best = (rule, remaining, reset_after)
+    if best is None:
+        return ALLOW_ALL, new_states
+    return Verdict(True, best[0], best[1], 0, best[2]), new_states

@@ -92,6 +92,18 @@ def test_malformed_slugs_are_bad_requests(slug: str) -> None:
     assert info.value.status == 400
 
 
+def test_a_slug_resolves_the_same_every_time_and_a_refused_one_is_refused_every_time() -> None:
+    catalog = make_catalog()
+    for slug in ("acme/chat", "acme/mixed:nitro", "acme/gem:free"):
+        assert catalog.resolve(slug) == catalog.resolve(slug) == make_catalog().resolve(slug)
+    for slug, error in (("acme/unknown", NotFound), ("acme/chat:free", NotFound), ("gpt-4o", BadRequest)):
+        for _ in range(2):
+            with pytest.raises(error):
+                catalog.resolve(slug)
+    with pytest.raises(BadRequest):
+        catalog.resolve(["acme/chat"])  # type: ignore[arg-type]  # not a string: never kept
+
+
 def test_endpoints_are_ordered_cheapest_first_and_stable_for_equal_prices() -> None:
     chat = make_catalog().models["acme/chat"]
     assert [e.provider for e in chat.endpoints] == ["cheap", "box", "dear"]
