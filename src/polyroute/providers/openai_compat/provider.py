@@ -43,8 +43,8 @@ class OpenAICompatProvider:
             return self._post_lean(self._lean, body)
         return self._post_aiohttp(body)
 
-    @asynccontextmanager
-    async def _post_lean(self, lean: LeanClient, body: dict[str, object]) -> AsyncIterator[LeanResponse]:
+    async def _open_lean(self, lean: LeanClient, body: dict[str, object]) -> LeanResponse:
+        """The response once its headers arrived with a 2xx status; the caller closes it."""
         try:
             response = await lean.post(self._url, _json_encode(body), self._lean_headers, self._timeouts.first_byte_s)
         except TimeoutError:
@@ -53,9 +53,17 @@ class OpenAICompatProvider:
             raise UpstreamError(FailureKind.CONNECT, f"cannot reach upstream: {type(exc).__name__}") from None
         except ProtocolBroken as exc:
             raise UpstreamError(FailureKind.PROTOCOL, f"upstream request failed: {exc}") from None
-        try:
-            if response.status >= 400:
+        if response.status >= 400:
+            try:
                 raise await error_from_lean_response(response, self.spec.api_key)
+            finally:
+                response.close()
+        return response
+
+    @asynccontextmanager
+    async def _post_lean(self, lean: LeanClient, body: dict[str, object]) -> AsyncIterator[LeanResponse]:
+        response = await self._open_lean(lean, body)
+        try:
             yield response
         finally:
             response.close()  # back to the pool when the whole response arrived, else the connection drops
@@ -82,22 +90,33 @@ class OpenAICompatProvider:
 
     async def complete(self, request: ChatRequest, endpoint: EndpointSpec) -> Completion:
         body = encode_request(request, endpoint, stream=False)
-        async with self._post(body) as response:
+        if self._lean is not None:
+            # Not through `_post`: an async context manager is an async generator, which the event
+            # loop registers in a WeakSet on its first step (issue #9: every object counts here).
+            lean_response = await self._open_lean(self._lean, body)
             try:
-                if isinstance(response, LeanResponse):  # its own read deadline: no timeout context
-                    raw = await response.read(self._timeouts.first_byte_s)
-                else:
-                    async with asyncio.timeout(self._timeouts.first_byte_s):
-                        raw = await response.read()
-            except TimeoutError:
-                raise UpstreamError(FailureKind.TIMEOUT, "upstream body did not arrive in time") from None
-            except (aiohttp.ClientError, ConnectionError, ProtocolBroken, ConnectFailed) as exc:
-                raise UpstreamError(FailureKind.PROTOCOL, f"upstream body broke: {type(exc).__name__}") from None
+                raw = await self._read(lean_response)
+            finally:
+                lean_response.close()  # back to the pool when the whole response arrived
+        else:
+            async with self._post_aiohttp(body) as response:
+                raw = await self._read(response)
         try:
             parsed = _json_decode(raw)
         except msgspec.DecodeError:
             raise UpstreamError(FailureKind.PROTOCOL, "upstream returned invalid JSON") from None
         return decode_completion(parsed)
+
+    async def _read(self, response: aiohttp.ClientResponse | LeanResponse) -> bytes:
+        try:
+            if isinstance(response, LeanResponse):  # its own read deadline: no timeout context
+                return await response.read(self._timeouts.first_byte_s)
+            async with asyncio.timeout(self._timeouts.first_byte_s):
+                return await response.read()
+        except TimeoutError:
+            raise UpstreamError(FailureKind.TIMEOUT, "upstream body did not arrive in time") from None
+        except (aiohttp.ClientError, ConnectionError, ProtocolBroken, ConnectFailed) as exc:
+            raise UpstreamError(FailureKind.PROTOCOL, f"upstream body broke: {type(exc).__name__}") from None
 
     async def stream(self, request: ChatRequest, endpoint: EndpointSpec) -> AsyncGenerator[Chunk, None]:
         body = encode_request(request, endpoint, stream=True)
