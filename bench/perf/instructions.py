@@ -17,6 +17,11 @@ count what the access line costs by its absence); `--model` sends the non-stream
 another model of the bench config (`mock/fast:free`: no reserve and no charge, the record still
 written; give it POLYROUTE_FREE_RPM and POLYROUTE_FREE_RPD high enough for N).
 
+The key cache's TTL (and with it the provider-defaults and free-balance caches') is an hour unless
+`--gateway-env` sets POLYROUTE_KEY_CACHE_TTL_S: their refresh reads come once per TTL of wall time,
+which under callgrind is a few dozen requests rather than a couple of thousand, so with the 1 s
+default they added about 90,000 instructions to each request and moved with the machine's speed.
+
 What it does not count: the kernel's work (system calls, loopback TCP), so fewer writes or fewer
 packets show up in `run.sh`'s CPU time, not here; and time spent waiting. Background timers (the
 WAL checkpointer, lease renewals) add a little per second of wall time; under callgrind a request
@@ -106,7 +111,10 @@ def _measure(
     json_model: str = mock_upstream.MODEL_JSON,
 ) -> tuple[str, float, float]:
     root.mkdir(parents=True)
-    extra = {**(gateway_env or {}), "PYTHONHASHSEED": "0"}
+    # A long key-cache TTL unless asked otherwise: the caches' refresh reads come once per TTL of wall
+    # time, about 2,000 requests at full speed but only a few dozen under callgrind, where they added
+    # some 90,000 instructions to every request and moved with the machine's speed (2026-12-07).
+    extra = {"POLYROUTE_KEY_CACHE_TTL_S": "3600", **(gateway_env or {}), "PYTHONHASHSEED": "0"}
     label = "working tree"
     if rev:  # the variant's own code creates its database too (its migrations may be older)
         label, src = gateway.export_src(rev, root / "rev")
