@@ -186,9 +186,12 @@ _FAST_CLOSE_ON_KEY = PreparedSet(lambda d: Prepared(_close_on_key(), d))
 
 @lru_cache(maxsize=512)
 def _fast_delete(dialect: Dialect, count: int) -> Prepared:
-    """`DELETE FROM reservations WHERE ref IN (?, ...) RETURNING *` for `count` refs."""
+    """`DELETE FROM reservations WHERE ref IN (?, ...) RETURNING` a `ClosedReservation`'s columns for
+    `count` refs (not `expires_at`: a datetime parsed per request for nothing)."""
     refs: list[Any] = [bindparam(f"r{i}") for i in range(count)]
-    return Prepared(delete(reservations).where(reservations.c.ref.in_(refs)).returning(*reservations.c), dialect)
+    c = reservations.c
+    closed = (c.ref, c.account_id, c.key_hash, c.amount_pusd, c.model, c.created_at)
+    return Prepared(delete(reservations).where(c.ref.in_(refs)).returning(*closed), dialect)
 
 
 def _fast(conn: Connection) -> bool:
@@ -331,7 +334,7 @@ def close_many_sync(conn: Connection, requests: list[CloseRequest], today: date)
     if plain and cursor is not None:
         delete_ = _fast_delete(conn.dialect, len(plain))
         cursor.execute(delete_, {f"r{i}": ref for i, ref in enumerate(plain)})
-        found.update((row[0], ClosedReservation(*row[:6])) for row in cursor.fetchall(delete_))
+        found.update((row[0], ClosedReservation(*row)) for row in cursor.fetchall(delete_))
     elif plain:
         found.update((row.ref, _closed(row)) for row in conn.execute(_DELETE_RESERVATIONS, {"b_refs": plain}))
     for request in requests:
