@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -48,7 +47,7 @@ class LeaseKeeper:
         refs = list(self._ledger.open_holds)
         if not refs:
             return 0
-        expires_at = utc_now() + timedelta(seconds=self._ledger.lease_s)
+        expires_at = utc_now() + self._ledger.lease
         return await self._batcher.run(SyncWork(lambda conn: store.renew_sync(conn, refs, expires_at)))
 
     async def sweep(self) -> int:

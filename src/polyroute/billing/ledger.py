@@ -107,8 +107,7 @@ class Ledger:
         self._engine = engine
         self._batcher = batcher
         self._write_records = write_records
-        self.lease_s = lease_s
-        self._lease = timedelta(seconds=lease_s)
+        self.lease = timedelta(seconds=lease_s)  # a reservation's lease, renewed while its request runs
         self._finish_wait_s = finish_wait_s
         self.open_holds: dict[str, Hold] = {}  # reserved and not yet closed, by ref (leases renew these)
         self._finishing: set[asyncio.Task[None]] = set()
@@ -121,6 +120,10 @@ class Ledger:
         self._balances: ReadThroughCache[int, store.Balance | None] = ReadThroughCache(
             self._read_balance, balance_ttl_s
         )
+
+    @property
+    def lease_s(self) -> float:
+        return self.lease.total_seconds()
 
     @property
     def pending(self) -> int:
@@ -156,7 +159,7 @@ class Ledger:
         raise PaymentRequired("Insufficient credits: too many requests are holding this account's balance; retry")
 
     async def _reserve(self, hold: Hold, model: str) -> ReserveOutcome:
-        expires_at = utc_now() + self._lease
+        expires_at = utc_now() + self.lease
         unit = ReserveUnit(ReserveRequest(hold.ref, hold.key, hold.amount_pusd, model, expires_at))
         future = self._submit(unit, alone=not self.open_holds)
         try:

@@ -21,11 +21,7 @@ class MemoryLimitStore:
         """Synchronous, so nothing can interleave between reading and writing the states."""
         self._maybe_prune(now_us)
         keys = [rule.store_key(now_us) for rule in rules]
-        held = self._states
-        states: list[int | None] = []
-        for key in keys:  # `_state` inlined: this runs for every request
-            entry = held.get(key)
-            states.append(entry[0] if entry is not None and entry[1] > now_us else None)
+        states = [self._state(key, now_us) for key in keys]
         verdict, new_states = decide(states, now_us, rules)
         if new_states is not None:
             for key, rule, state in zip(keys, rules, new_states, strict=True):
